@@ -1,0 +1,119 @@
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, BalanceAdjustmentForm
+from accounts.models import User
+from currency.models import TransactionType
+from currency.services import balance_change
+from zenzefi.errors import ApplicationError
+
+ADJUST_PERMISSION = "accounts.adjust_balance"
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = AdminUserChangeForm
+    add_form = AdminUserCreationForm
+    list_display = (
+        "username",
+        "email",
+        "full_name",
+        "balance",
+        "tier",
+        "is_active",
+        "is_staff",
+        "date_joined",
+    )
+    list_filter = ("is_active", "is_staff", "is_superuser", "tier", "language")
+    search_fields = ("username", "email", "full_name", "referral_code")
+    ordering = ("-date_joined",)
+    readonly_fields = (
+        "balance_with_adjust_link",
+        "referral_code",
+        "referral_bonus_earned",
+        "last_login",
+        "date_joined",
+    )
+    actions = ["adjust_balance_action"]
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Profile", {"fields": ("email", "full_name", "language", "tier")}),
+        (
+            "Money",
+            {"fields": ("balance_with_adjust_link", "referral_code", "referred_by", "referral_bonus_earned")},
+        ),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
+    )
+    raw_id_fields = ("referred_by",)
+
+    @admin.display(description="Balance (ZNC)")
+    def balance_with_adjust_link(self, obj):
+        if not obj.pk:
+            return "0.00"
+        url = reverse("admin:accounts_user_adjust_balance", args=[obj.pk])
+        return format_html('{} ZNC &nbsp; <a class="button" href="{}">Adjust balance…</a>', obj.balance, url)
+
+    def get_urls(self):
+        custom = [
+            path(
+                "<int:user_id>/adjust-balance/",
+                self.admin_site.admin_view(self.adjust_balance_view),
+                name="accounts_user_adjust_balance",
+            )
+        ]
+        return custom + super().get_urls()
+
+    @admin.action(description="Adjust balance of the selected user…", permissions=["adjust_balance"])
+    def adjust_balance_action(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one user to adjust.", messages.WARNING)
+            return None
+        return redirect("admin:accounts_user_adjust_balance", queryset.get().pk)
+
+    def has_adjust_balance_permission(self, request):
+        return request.user.has_perm(ADJUST_PERMISSION)
+
+    def adjust_balance_view(self, request, user_id: int):
+        if not self.has_adjust_balance_permission(request):
+            raise PermissionDenied
+        target = get_object_or_404(User, pk=user_id)
+        form = BalanceAdjustmentForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                balance_change(
+                    user=target,
+                    amount=form.cleaned_data["amount"],
+                    transaction_type=TransactionType.ADJUSTMENT,
+                    description=form.cleaned_data["reason"],
+                    reference=f"admin:{request.user.pk}",
+                    actor=request.user,
+                    request=request,
+                    audit_details={"reason": form.cleaned_data["reason"], "by": request.user.username},
+                )
+            except ApplicationError as exc:
+                form.add_error("amount", exc.detail)
+            else:
+                self.message_user(
+                    request,
+                    f"Balance of {target.username} adjusted by {form.cleaned_data['amount']} ZNC; "
+                    f"now {target.balance} ZNC.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:accounts_user_change", target.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Adjust balance: {target.username}",
+            "target": target,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/accounts/user/adjust_balance.html", context)

@@ -1,0 +1,68 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from accounts.serializers import LoginSerializer, RegisterSerializer, TokenPairSerializer, UserSerializer
+from zenzefi.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
+
+
+class RegisterView(APIView):
+    """Create an account. Limited per client IP (AUTH_RATE_LIMIT)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: UserSerializer},
+        parameters=[OpenApiParameter("referral_code", str, required=False)],
+    )
+    def post(self, request):
+        ip_limit_count_attempt(request, "auth.register")
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user = services.user_register(
+            email=data["email"],
+            username=data["username"],
+            password=data["password"],
+            full_name=data.get("full_name", ""),
+            referral_code=data.get("referral_code") or request.query_params.get("referral_code"),
+            language=data.get("language"),
+            request=request,
+        )
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginView(APIView):
+    """Username or email + password → `{access, refresh}`. Failed attempts are limited per IP."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer})
+    def post(self, request):
+        ip_limit_check(request, "auth.login")
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            user = services.user_authenticate(
+                identifier=serializer.validated_data["identifier"],
+                password=serializer.validated_data["password"],
+                request=request,
+            )
+        except services.InvalidCredentials:
+            ip_limit_count_failure(request, "auth.login")
+            raise
+        return Response(services.jwt_pair_for(user))
+
+
+class MeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: UserSerializer})
+    def get(self, request):
+        return Response(UserSerializer(request.user).data)

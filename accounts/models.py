@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import IntegrityError, models, transaction
+from django.db.models.functions import Lower
+
+REFERRAL_CODE_LENGTH = 12
+# Upper-case letters and digits without the look-alikes 0/O and 1/I/L.
+REFERRAL_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+REFERRAL_CODE_ATTEMPTS = 8
+
+
+def generate_referral_code() -> str:
+    return "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(REFERRAL_CODE_LENGTH))
+
+
+class Tier(models.TextChoices):
+    FREE = "free", "Free"
+    PREMIUM = "premium", "Premium"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+class Language(models.TextChoices):
+    RU = "ru", "Русский"
+    EN = "en", "English"
+
+
+class ZenzefiUserManager(UserManager):
+    def get_by_natural_key(self, username):
+        # Usernames are unique case-insensitively; log in with any case.
+        return self.get(username__iexact=username)
+
+
+class User(AbstractUser):
+    first_name = None
+    last_name = None
+
+    email = models.EmailField("email address", unique=True)
+    full_name = models.CharField(max_length=255, blank=True, default="")
+    balance = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"), editable=False)
+    referral_code = models.CharField(max_length=REFERRAL_CODE_LENGTH, unique=True, editable=False)
+    referred_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals"
+    )
+    referral_bonus_earned = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("0.00"), editable=False
+    )
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.FREE)
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.RU)
+
+    objects = ZenzefiUserManager()
+
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        permissions = [("adjust_balance", "Can adjust a user's balance (writes an ADJUSTMENT)")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(balance__gte=0), name="user_balance_non_negative"),
+            models.CheckConstraint(
+                condition=models.Q(referral_bonus_earned__gte=0), name="user_referral_bonus_non_negative"
+            ),
+            models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+    def save(self, *args, **kwargs):
+        if self.email:
+            self.email = self.__class__.objects.normalize_email(self.email).lower()
+        if self._state.adding and not self.referral_code:
+            return self._save_with_new_referral_code(*args, **kwargs)
+        return super().save(*args, **kwargs)
+
+    def _save_with_new_referral_code(self, *args, **kwargs):
+        """Insert with a fresh random code; on the (rare) collision draw another one."""
+        for attempt in range(REFERRAL_CODE_ATTEMPTS):
+            self.referral_code = generate_referral_code()
+            try:
+                with transaction.atomic():
+                    return super().save(*args, **kwargs)
+            except IntegrityError as exc:
+                if "referral_code" not in str(exc) or attempt == REFERRAL_CODE_ATTEMPTS - 1:
+                    self.referral_code = ""
+                    raise
+        return None  # unreachable

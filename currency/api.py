@@ -1,0 +1,73 @@
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from currency import selectors, services
+from currency.models import TransactionType
+from currency.serializers import (
+    BalanceSerializer,
+    MockPurchaseResultSerializer,
+    TopUpAmountSerializer,
+    TransactionSerializer,
+)
+from idempotency.services import run_idempotent
+from zenzefi.errors import InvalidInput, NotFound
+
+
+class BalanceView(APIView):
+    @extend_schema(responses={200: BalanceSerializer})
+    def get(self, request):
+        request.user.refresh_from_db(fields=["balance"])
+        return Response({"balance": f"{request.user.balance:.2f}"})
+
+
+class TransactionListView(ListAPIView):
+    """The caller's ledger, newest first; `skip`, `limit`, `transaction_type`."""
+
+    serializer_class = TransactionSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        raw = self.request.query_params.get("transaction_type")
+        transaction_type = None
+        if raw:
+            transaction_type = raw.strip().upper()
+            if transaction_type not in TransactionType.values:
+                raise InvalidInput(
+                    f"transaction_type: must be one of {', '.join(TransactionType.values)}.",
+                    code="invalid_transaction_type",
+                )
+        return selectors.transaction_list(user=self.request.user, transaction_type=transaction_type)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("transaction_type", str, enum=TransactionType.values, required=False)]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class MockPurchaseView(APIView):
+    """Credit a top-up directly (only while MOCK_PAYMENTS_ENABLED). Honours `Idempotency-Key`."""
+
+    @extend_schema(
+        request=TopUpAmountSerializer,
+        responses={200: MockPurchaseResultSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def post(self, request):
+        if not settings.MOCK_PAYMENTS_ENABLED:
+            raise NotFound("Mock payments are disabled.", code="mock_payments_disabled")
+        serializer = TopUpAmountSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+
+        def credit():
+            row = services.deposit_mock(
+                user=request.user, amount=serializer.validated_data["amount"], request=request
+            )
+            return Response(
+                {"balance": f"{row.balance_after:.2f}", "transaction": TransactionSerializer(row).data}
+            )
+
+        return run_idempotent(request=request, scope="currency.mock-purchase", handler=credit)

@@ -1,0 +1,58 @@
+from django.conf import settings
+from django.db import models
+
+
+class TransactionType(models.TextChoices):
+    DEPOSIT = "DEPOSIT", "Deposit"
+    PURCHASE = "PURCHASE", "Purchase"
+    REFUND = "REFUND", "Refund"
+    REFERRAL_BONUS = "REFERRAL_BONUS", "Referral bonus"
+    ADJUSTMENT = "ADJUSTMENT", "Adjustment (staff)"
+    GIFT = "GIFT", "Gift"
+
+
+class AppendOnlyError(Exception):
+    """Ledger rows are never updated or deleted."""
+
+
+class TransactionQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Transactions are append-only.")
+
+    def delete(self):
+        raise AppendOnlyError("Transactions are append-only.")
+
+
+class Transaction(models.Model):
+    """One row per balance change, written by `currency.services.balance_change` only."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="transactions")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    balance_after = models.DecimalField(max_digits=12, decimal_places=2)
+    type = models.CharField(max_length=20, choices=TransactionType.choices, db_index=True)
+    description = models.CharField(max_length=255, blank=True, default="")
+    reference = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = TransactionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(amount=0), name="transaction_amount_not_zero"),
+            models.CheckConstraint(
+                condition=models.Q(balance_after__gte=0), name="transaction_balance_after_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.amount} → {self.balance_after} ({self.user_id})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Transactions are append-only.")
+        return super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Transactions are append-only.")

@@ -1,0 +1,131 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_health_is_fast_json(client):
+    response = client.get("/health")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/api/schema/", "/api/docs/", "/metrics", "/"])
+def test_public_pages(client, url):
+    assert client.get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_schema_lists_the_contract_paths(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    for path in [
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/users/me",
+        "/api/v1/currency/balance",
+        "/api/v1/currency/transactions",
+        "/api/v1/currency/mock-purchase",
+    ]:
+        assert path in schema["paths"], path
+
+
+def _settings_probe(env: dict, expr: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CELERY_BROKER_URL",
+            "DEBUG",
+            "SECRET_KEY",
+            "MOCK_PAYMENTS_ENABLED",
+        }
+    }
+    code = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','zenzefi.settings'); "
+        f"django.setup(); from django.conf import settings as s; print({expr})"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "ZENZEFI_VAR_DIR": "var/test", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_secret_key_required_when_debug_off():
+    result = _settings_probe({"DEBUG": "false", "SECRET_KEY": ""}, "1")
+    assert result.returncode != 0 and "SECRET_KEY is required" in result.stderr
+
+
+def test_embedded_default_needs_no_server():
+    result = _settings_probe(
+        {"DEBUG": "true"},
+        "s.DATABASES['default']['ENGINE'], s.CACHES['default']['BACKEND'], s.CELERY_BROKER_URL",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "sqlite3" in result.stdout and "FileBasedCache" in result.stdout and "filesystem://" in result.stdout
+    )
+
+
+def test_urls_switch_to_postgres_and_redis():
+    result = _settings_probe(
+        {"SECRET_KEY": "x" * 50, "DATABASE_URL": "postgres://u@db:5432/z", "REDIS_URL": "redis://r:6379/1"},
+        "s.DATABASES['default']['ENGINE'], s.CACHES['default']['BACKEND'], "
+        "s.CELERY_BROKER_URL, s.MOCK_PAYMENTS_ENABLED",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "postgresql" in result.stdout and "RedisCache" in result.stdout
+    assert "redis://r:6379/1" in result.stdout and "False" in result.stdout
+
+
+def test_asgi_application_serves_health():
+    async_to_sync(_asgi_health)()
+
+
+async def _asgi_health():
+    from zenzefi.asgi import application
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/health",
+        "raw_path": b"/health",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    comm = ApplicationCommunicator(application, scope)
+    await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await comm.receive_output(5)
+    body = await comm.receive_output(5)
+    assert start["status"] == 200 and b'"ok"' in body["body"]
+
+
+def test_celery_app_and_wsgi_import():
+    result = subprocess.run(
+        [sys.executable, "-c", "import zenzefi.wsgi; from zenzefi.celery import app; print(app.main)"],
+        env={**os.environ, "DEBUG": "true", "ZENZEFI_VAR_DIR": "var/test"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "zenzefi" in result.stdout
