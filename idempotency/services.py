@@ -30,7 +30,19 @@ def request_fingerprint(data) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def run_idempotent(*, request, scope: str, handler: Callable[[], Response]) -> Response:
+def _redact(data, fields: frozenset[str]):
+    if isinstance(data, dict):
+        return {k: (None if k in fields else _redact(v, fields)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_redact(v, fields) for v in data]
+    return data
+
+
+def run_idempotent(
+    *, request, scope: str, handler: Callable[[], Response], redact: frozenset[str] = frozenset()
+) -> Response:
+    """Run `handler` once per (user, scope, Idempotency-Key). Fields named in `redact` (e.g. a
+    plaintext token, which is shown once and never stored) are stored, and replayed, as null."""
     key = request.headers.get(HEADER)
     if key is None:
         return handler()
@@ -73,6 +85,6 @@ def run_idempotent(*, request, scope: str, handler: Callable[[], Response]) -> R
             transaction.set_rollback(True)
             return response
         record.response_status = response.status_code
-        record.response_body = response.data
+        record.response_body = _redact(response.data, redact)
         record.save(update_fields=["response_status", "response_body"])
         return response

@@ -6,6 +6,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
+from zenzefi.kv import get_kv
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +16,7 @@ def _clean_cache():
         cache.delete_pattern("*")
     else:
         cache.clear()
+    get_kv().clear()
     yield
 
 

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "audit",
     "currency",
     "idempotency",
+    "tokens",
 ]
 
 MIDDLEWARE = [
@@ -226,6 +227,10 @@ TOKEN_PRICES = {
     168: Decimal(env.str("TOKEN_PRICE_168H", default="100")),
     720: Decimal(env.str("TOKEN_PRICE_720H", default="300")),
 }
+# Token validation cache: positive entries live at most this long (and never past expiry);
+# negative answers (unknown token, inactive user) only briefly.
+TOKEN_CACHE_TTL = env.int("TOKEN_CACHE_TTL", default=300)
+TOKEN_NEGATIVE_CACHE_TTL = env.int("TOKEN_NEGATIVE_CACHE_TTL", default=10)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 
 # --- Proxy and upstream ------------------------------------------------------------------

@@ -8,6 +8,7 @@ from zenzefi.health import health
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("currency.urls")),
+    path("", include("tokens.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,90 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from idempotency.services import run_idempotent
+from tokens import selectors, services
+from tokens.serializers import (
+    AccessTokenSerializer,
+    PurchasedTokenSerializer,
+    RevokeResultSerializer,
+    TokenPurchaseSerializer,
+)
+from zenzefi.errors import InvalidInput
+
+IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+
+
+def parse_bool(raw: str | None, name: str) -> bool:
+    if raw is None or raw == "":
+        return False
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise InvalidInput(f"{name}: must be true or false.", code="invalid_boolean")
+
+
+class TokenPurchaseView(APIView):
+    """Buy one access token. The plaintext `token` is in this answer only (a replayed
+    Idempotency-Key answer shows `token: null`: it is never stored)."""
+
+    @extend_schema(
+        request=TokenPurchaseSerializer,
+        responses={201: PurchasedTokenSerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    def post(self, request):
+        serializer = TokenPurchaseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+
+        def buy():
+            issued = services.token_purchase(
+                user=request.user,
+                duration_hours=data["duration_hours"],
+                scope=data["scope"],
+                auto_renew=data["auto_renew"],
+                request=request,
+            )
+            body = PurchasedTokenSerializer(issued.token, context={"plaintext": issued.plaintext}).data
+            return Response(body, status=status.HTTP_201_CREATED)
+
+        return run_idempotent(
+            request=request, scope="tokens.purchase", handler=buy, redact=frozenset({"token"})
+        )
+
+
+class MyTokensView(ListAPIView):
+    serializer_class = AccessTokenSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        active_only = parse_bool(self.request.query_params.get("active_only"), "active_only")
+        return selectors.token_list(user=self.request.user, active_only=active_only)
+
+    @extend_schema(parameters=[OpenApiParameter("active_only", bool, required=False)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class TokenRevokeView(APIView):
+    """Revoke one of your tokens; the answer states the refund (cost × unused / total)."""
+
+    @extend_schema(responses={200: RevokeResultSerializer})
+    def delete(self, request, token_id: int):
+        token = services.token_revoke(
+            token_id=token_id, owner=request.user, actor=request.user, request=request
+        )
+        request.user.refresh_from_db(fields=["balance"])
+        return Response(
+            {
+                "id": token.pk,
+                "revoked_at": token.revoked_at,
+                "refund": f"{token.refund_amount:.2f}",
+                "balance": f"{request.user.balance:.2f}",
+            }
+        )

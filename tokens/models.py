@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Scope(models.TextChoices):
+    FULL = "full", "Full access"
+    CERTIFICATES_ONLY = "certificates_only", "Certificates only"
+
+
+class TokenState(models.TextChoices):
+    NOT_ACTIVATED = "not_activated", "Not activated"
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+def token_digest(plaintext: str) -> str:
+    """SHA-256 hex digest: the only form in which a token is stored or used as a cache key."""
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class AccessTokenQuerySet(models.QuerySet):
+    def usable(self, now=None):
+        """Not revoked and not expired (activated or not yet)."""
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class AccessToken(models.Model):
+    """A time-limited access token. The plaintext is shown once and never stored.
+
+    `expires_at` is derived from `activated_at` (+ duration) by the activation service, the
+    only writer of both; it stays null until the first successful proxy request.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=8, editable=False)
+    duration_hours = models.PositiveIntegerField()
+    scope = models.CharField(max_length=32, choices=Scope.choices, default=Scope.FULL)
+    cost = models.DecimalField(max_digits=12, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    refund_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, editable=False
+    )
+    expired_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the expiry job processed the token."
+    )
+    auto_renew = models.BooleanField(default=False)
+    bundle_purchase = models.CharField(max_length=64, blank=True, default="", editable=False)
+
+    objects = AccessTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "revoked_at", "expires_at"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(cost__gte=0), name="token_cost_non_negative"),
+            models.CheckConstraint(
+                condition=models.Q(activated_at__isnull=True, expires_at__isnull=True)
+                | models.Q(activated_at__isnull=False, expires_at__isnull=False),
+                name="token_expires_with_activation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.duration_hours} h, {self.scope})"
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(hours=self.duration_hours)
+
+    def state(self, now=None) -> str:
+        now = now or timezone.now()
+        if self.revoked_at:
+            return TokenState.REVOKED
+        if self.activated_at is None:
+            return TokenState.NOT_ACTIVATED
+        if self.expires_at <= now:
+            return TokenState.EXPIRED
+        return TokenState.ACTIVE
+
+    def time_left(self, now=None) -> timedelta | None:
+        if self.expires_at is None:
+            return None
+        return max(self.expires_at - (now or timezone.now()), timedelta(0))

@@ -1,0 +1,171 @@
+"""Token validation for the proxy's hot path: cache first, database second.
+
+The cache entry is keyed by the token's SHA-256 digest (never the plaintext) and holds what the
+proxy needs: owner, scope, activation and expiry, or a reason code (`unknown`, `revoked`,
+`expired`, `inactive_user`). Positive entries live at most TOKEN_CACHE_TTL and never past the
+token's expiry; negative ones briefly. Fills use SET-if-absent and every revoke/expiry writes a
+tombstone after commit, so a fill racing with a revoke can never resurrect a dead token.
+`avalidate_token` is async-native (redis.asyncio on Redis): a cache hit makes no thread hop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from tokens.metrics import token_validations_total
+from tokens.models import AccessToken, token_digest
+from zenzefi.kv import get_kv
+
+UNKNOWN, REVOKED, EXPIRED, INACTIVE_USER = "unknown", "revoked", "expired", "inactive_user"
+MAX_TOKEN_LENGTH = 256
+
+_hit = token_validations_total.labels(status="cache_hit")
+_miss = token_validations_total.labels(status="cache_miss")
+_invalid = token_validations_total.labels(status="invalid")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    valid: bool
+    reason: str | None = None
+    token_id: int | None = None
+    user_id: int | None = None
+    scope: str | None = None
+    duration_hours: int | None = None
+    activated_at: datetime | None = None
+    expires_at: datetime | None = None
+    digest: str = ""
+
+    @property
+    def activated(self) -> bool:
+        return self.activated_at is not None
+
+
+def _key(digest: str) -> str:
+    return f"tokval:{digest}"
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _dt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
+
+
+def _load(digest: str) -> dict:
+    """The database's answer, as a cache record."""
+    row = (
+        AccessToken.objects.filter(digest=digest)
+        .values(
+            "pk",
+            "user_id",
+            "scope",
+            "duration_hours",
+            "activated_at",
+            "expires_at",
+            "revoked_at",
+            "user__is_active",
+        )
+        .first()
+    )
+    if row is None:
+        return {"ok": 0, "r": UNKNOWN}
+    if row["revoked_at"] is not None:
+        return {"ok": 0, "r": REVOKED}
+    if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
+        return {"ok": 0, "r": EXPIRED}
+    if not row["user__is_active"]:
+        return {"ok": 0, "r": INACTIVE_USER}
+    return {
+        "ok": 1,
+        "t": row["pk"],
+        "u": row["user_id"],
+        "s": row["scope"],
+        "h": row["duration_hours"],
+        "a": _ts(row["activated_at"]),
+        "e": _ts(row["expires_at"]),
+    }
+
+
+def _ttl(record: dict, now: float) -> int:
+    if not record["ok"]:
+        if record["r"] in (REVOKED, EXPIRED):  # final states: a longer tombstone is safe
+            return settings.TOKEN_CACHE_TTL
+        return settings.TOKEN_NEGATIVE_CACHE_TTL
+    ttl = settings.TOKEN_CACHE_TTL
+    if record["e"] is not None:
+        ttl = min(ttl, int(record["e"] - now))
+    return max(1, ttl)
+
+
+def _check(record: dict, digest: str, now: float) -> TokenCheck:
+    if not record["ok"]:
+        return TokenCheck(False, record["r"], digest=digest)
+    expires = record["e"]
+    if expires is not None and expires <= now:
+        return TokenCheck(False, EXPIRED, token_id=record["t"], user_id=record["u"], digest=digest)
+    return TokenCheck(
+        True,
+        None,
+        token_id=record["t"],
+        user_id=record["u"],
+        scope=record["s"],
+        duration_hours=record["h"],
+        activated_at=_dt(record["a"]),
+        expires_at=_dt(expires),
+        digest=digest,
+    )
+
+
+def _count(check: TokenCheck, hit: bool) -> TokenCheck:
+    (_invalid if not check.valid else _hit if hit else _miss).inc()
+    return check
+
+
+def validate_token(plaintext: str | None, *, kv=None) -> TokenCheck:
+    if not plaintext or len(plaintext) > MAX_TOKEN_LENGTH:
+        return _count(TokenCheck(False, UNKNOWN), True)
+    kv = kv or get_kv()
+    digest = token_digest(plaintext)
+    record = kv.get(_key(digest))
+    hit = record is not None
+    now = datetime.now(UTC).timestamp()
+    if not hit:
+        record = _load(digest)
+        kv.set(_key(digest), record, _ttl(record, now), nx=True)
+    return _count(_check(record, digest, now), hit)
+
+
+async def avalidate_token(plaintext: str | None, *, kv=None) -> TokenCheck:
+    if not plaintext or len(plaintext) > MAX_TOKEN_LENGTH:
+        return _count(TokenCheck(False, UNKNOWN), True)
+    kv = kv or get_kv()
+    digest = token_digest(plaintext)
+    record = await kv.aget(_key(digest))
+    hit = record is not None
+    now = datetime.now(UTC).timestamp()
+    if not hit:
+        record = await sync_to_async(_load)(digest)
+        await kv.aset(_key(digest), record, _ttl(record, now), nx=True)
+    return _count(_check(record, digest, now), hit)
+
+
+def forget(digest: str) -> None:
+    """The token's state changed (e.g. activation): the next validation reloads it."""
+    get_kv().delete(_key(digest))
+
+
+def mark_dead(digest: str, reason: str) -> None:
+    """Revoked or expired: overwrite any entry with a tombstone (a racing fill cannot undo it)."""
+    get_kv().set(_key(digest), {"ok": 0, "r": reason}, settings.TOKEN_CACHE_TTL)
+
+
+def forget_user(user_id: int) -> None:
+    """The owner changed (e.g. deactivated): drop the entries of all their tokens."""
+    digests = AccessToken.objects.filter(user_id=user_id).values_list("digest", flat=True)
+    get_kv().delete(*(_key(d) for d in digests))

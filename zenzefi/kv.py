@@ -1,0 +1,145 @@
+"""A small shared key-value store for hot paths: token validation, proxy counters, device locks.
+
+Values are JSON. With `REDIS_URL` it talks to Redis directly, with a sync client and, for async
+code, a `redis.asyncio` client per event loop: no thread hop on the proxy's hot path. On the
+embedded default it uses Django's (file) cache, shared by every local process; its async
+methods go through `sync_to_async` there (a thread hop), which only the embedded default pays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from functools import cache
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+
+class RedisKV:
+    def __init__(self, url: str, prefix: str):
+        import redis
+        import redis.asyncio
+
+        self._url = url
+        self.prefix = f"{prefix}:kv:"
+        self._sync = redis.Redis.from_url(url)
+        self._async_module = redis.asyncio
+        self._async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    def _aclient(self):
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_module.Redis.from_url(self._url)
+            self._async_clients[loop] = client
+        return client
+
+    # --- sync
+    def get(self, key: str) -> Any:
+        raw = self._sync.get(self._k(key))
+        return None if raw is None else json.loads(raw)
+
+    def set(self, key: str, value: Any, ttl: int, *, nx: bool = False) -> bool:
+        return bool(self._sync.set(self._k(key), json.dumps(value), ex=max(1, int(ttl)), nx=nx))
+
+    def delete(self, *keys: str) -> None:
+        if keys:
+            self._sync.delete(*(self._k(k) for k in keys))
+
+    def incr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
+        pipe = self._sync.pipeline()
+        pipe.incrby(self._k(key), amount)
+        if ttl:
+            pipe.expire(self._k(key), int(ttl), nx=True)
+        return int(pipe.execute()[0])
+
+    def clear(self) -> None:
+        keys = list(self._sync.scan_iter(match=self.prefix + "*", count=1000))
+        if keys:
+            self._sync.delete(*keys)
+
+    # --- async (native)
+    async def aget(self, key: str) -> Any:
+        raw = await self._aclient().get(self._k(key))
+        return None if raw is None else json.loads(raw)
+
+    async def aset(self, key: str, value: Any, ttl: int, *, nx: bool = False) -> bool:
+        return bool(await self._aclient().set(self._k(key), json.dumps(value), ex=max(1, int(ttl)), nx=nx))
+
+    async def adelete(self, *keys: str) -> None:
+        if keys:
+            await self._aclient().delete(*(self._k(k) for k in keys))
+
+    async def aincr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
+        pipe = self._aclient().pipeline()
+        pipe.incrby(self._k(key), amount)
+        if ttl:
+            pipe.expire(self._k(key), int(ttl), nx=True)
+        return int((await pipe.execute())[0])
+
+
+class CacheKV:
+    """Embedded default: Django's shared cache (the file cache) holding JSON strings."""
+
+    def __init__(self, prefix: str = "kv:"):
+        from django.core.cache import cache
+
+        self._cache = cache
+        self.prefix = prefix
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    def get(self, key: str) -> Any:
+        raw = self._cache.get(self._k(key))
+        return None if raw is None else json.loads(raw)
+
+    def set(self, key: str, value: Any, ttl: int, *, nx: bool = False) -> bool:
+        raw = json.dumps(value)
+        if nx:
+            return bool(self._cache.add(self._k(key), raw, max(1, int(ttl))))
+        self._cache.set(self._k(key), raw, max(1, int(ttl)))
+        return True
+
+    def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._cache.delete(self._k(key))
+
+    def incr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
+        k = self._k(key)
+        if self._cache.add(k, json.dumps(amount), ttl or None):
+            return amount
+        try:
+            value = json.loads(self._cache.get(k)) + amount
+        except (TypeError, ValueError):
+            value = amount
+        self._cache.set(k, json.dumps(value), ttl or None)
+        return value
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    async def aget(self, key: str) -> Any:
+        return await sync_to_async(self.get, thread_sensitive=False)(key)
+
+    async def aset(self, key: str, value: Any, ttl: int, *, nx: bool = False) -> bool:
+        return await sync_to_async(self.set, thread_sensitive=False)(key, value, ttl, nx=nx)
+
+    async def adelete(self, *keys: str) -> None:
+        await sync_to_async(self.delete, thread_sensitive=False)(*keys)
+
+    async def aincr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
+        return await sync_to_async(self.incr, thread_sensitive=False)(key, amount, ttl)
+
+
+@cache
+def get_kv() -> RedisKV | CacheKV:
+    if settings.REDIS_URL:
+        return RedisKV(settings.REDIS_URL, settings.CACHE_KEY_PREFIX)
+    return CacheKV()
