@@ -19,7 +19,7 @@ def assert_ledger_consistent(user: User) -> None:
     user.refresh_from_db()
     assert user.balance == ledger_sum(user=user)
     running = Decimal("0")
-    for row in Transaction.objects.filter(user=user).order_by("created_at", "id"):
+    for row in Transaction.objects.filter(user=user).order_by("id"):
         running += row.amount
         assert row.balance_after == running
         assert row.balance_after >= 0
