@@ -47,6 +47,18 @@ class UserAdmin(DjangoUserAdmin):
             "Money",
             {"fields": ("balance_with_adjust_link", "referral_code", "referred_by", "referral_bonus_earned")},
         ),
+        (
+            "Preferences",
+            {
+                "fields": (
+                    "auto_renew_min_balance",
+                    "notify_token_expiring",
+                    "notify_low_balance",
+                    "notify_renewal",
+                    "notify_payment",
+                )
+            },
+        ),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )

@@ -5,7 +5,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
-from accounts.serializers import LoginSerializer, RegisterSerializer, TokenPairSerializer, UserSerializer
+from accounts.serializers import (
+    LoginSerializer,
+    MeUpdateSerializer,
+    RegisterSerializer,
+    TokenPairSerializer,
+    UserSerializer,
+)
+from zenzefi.errors import InvalidInput
 from zenzefi.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
 
 
@@ -66,3 +73,25 @@ class MeView(APIView):
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
         return Response(UserSerializer(request.user).data)
+
+    @extend_schema(request=MeUpdateSerializer, responses={200: UserSerializer})
+    def patch(self, request):
+        """Change `full_name`, `language` and the `notify_*` email preferences. Any other field
+        is a 400 (`unknown_field`) and nothing changes; `{}` is a 400 (`no_changes`)."""
+        data = request.data
+        if not hasattr(data, "keys"):
+            raise InvalidInput("Expected a JSON object.", code="invalid")
+        allowed = list(MeUpdateSerializer().fields)
+        unknown = sorted(set(data.keys()) - set(allowed))
+        if unknown:
+            raise InvalidInput(
+                f"{unknown[0]}: cannot be changed here (allowed: {', '.join(allowed)}).",
+                code="unknown_field",
+                extra={"fields": unknown},
+            )
+        if not data:
+            raise InvalidInput(f"Nothing to change: give one of {', '.join(allowed)}.", code="no_changes")
+        serializer = MeUpdateSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_self_update(user=request.user, request=request, **serializer.validated_data)
+        return Response(UserSerializer(user).data)

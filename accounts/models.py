@@ -50,6 +50,16 @@ class User(AbstractUser):
     )
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.FREE)
     language = models.CharField(max_length=8, choices=Language.choices, default=Language.RU)
+    # Auto-renewal keeps at least this much on the balance (a renewal that would leave less is skipped).
+    auto_renew_min_balance = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("0.00"), verbose_name="auto-renewal: keep at least"
+    )
+    # Which notification emails the user wants (SPEC §11, §14). Webhooks are not affected, and the
+    # notification itself is still recorded (its de-duplication rules rest on those rows).
+    notify_token_expiring = models.BooleanField("email: token expiring soon", default=True)
+    notify_low_balance = models.BooleanField("email: balance low", default=True)
+    notify_renewal = models.BooleanField("email: auto-renewal done or failed", default=True)
+    notify_payment = models.BooleanField("email: payment received", default=True)
 
     objects = ZenzefiUserManager()
 
@@ -61,6 +71,9 @@ class User(AbstractUser):
             models.CheckConstraint(condition=models.Q(balance__gte=0), name="user_balance_non_negative"),
             models.CheckConstraint(
                 condition=models.Q(referral_bonus_earned__gte=0), name="user_referral_bonus_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(auto_renew_min_balance__gte=0), name="user_auto_renew_min_balance_gte_0"
             ),
             models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
             models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),

@@ -77,8 +77,23 @@ class UserSerializer(serializers.ModelSerializer):
             "referral_bonus_earned",
             "tier",
             "language",
+            "notify_token_expiring",
+            "notify_low_balance",
+            "notify_renewal",
+            "notify_payment",
             "is_active",
             "is_staff",
             "date_joined",
         ]
         read_only_fields = fields
+
+
+class MeUpdateSerializer(serializers.Serializer):
+    """`PATCH users/me`: the fields a customer may change about themselves, each optional."""
+
+    full_name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    language = serializers.ChoiceField(choices=Language.choices, required=False)
+    notify_token_expiring = serializers.BooleanField(required=False)
+    notify_low_balance = serializers.BooleanField(required=False)
+    notify_renewal = serializers.BooleanField(required=False)
+    notify_payment = serializers.BooleanField(required=False)

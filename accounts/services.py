@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import update_last_login
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
+from accounts.models import Language, Tier, User
 from audit.services import audit_record
-from zenzefi.errors import ApplicationError, InvalidInput
+from currency.models import TransactionType
+from currency.services import balance_change
+from tokens.validation import forget_user
+from zenzefi.errors import ApplicationError, InvalidInput, NotFound
 
 
 class InvalidCredentials(ApplicationError):
@@ -83,6 +88,144 @@ def user_authenticate(*, identifier: str, password: str, request=None) -> User:
     return user
 
 
+# What a customer may change about themselves (page and `PATCH /api/v1/users/me`).
+NOTIFICATION_PREFERENCE_FIELDS = (
+    "notify_token_expiring",
+    "notify_low_balance",
+    "notify_renewal",
+    "notify_payment",
+)
+SELF_EDITABLE_FIELDS = ("full_name", "language", *NOTIFICATION_PREFERENCE_FIELDS)
+
+
+@transaction.atomic
+def user_self_update(*, user: User, request=None, **values) -> User:
+    """A customer's change to their own profile and notification preferences.
+
+    Only SELF_EDITABLE_FIELDS; anything else is a 400 and nothing changes. Values equal to the
+    stored ones are not written; what did change is saved in one UPDATE and audited
+    (`user.profile_update`) with its old and new values.
+    """
+    unknown = sorted(set(values) - set(SELF_EDITABLE_FIELDS))
+    if unknown:
+        raise InvalidInput(
+            f"{unknown[0]}: cannot be changed here (allowed: {', '.join(SELF_EDITABLE_FIELDS)}).",
+            code="unknown_field",
+        )
+    if "language" in values and values["language"] not in Language.values:
+        raise InvalidInput(f"language: must be one of {', '.join(Language.values)}.", code="invalid_language")
+    if "full_name" in values:
+        values["full_name"] = (values["full_name"] or "").strip()
+        if len(values["full_name"]) > User._meta.get_field("full_name").max_length:
+            raise InvalidInput("full_name: too long.", code="invalid_full_name")
+    for field in NOTIFICATION_PREFERENCE_FIELDS:
+        if field in values and not isinstance(values[field], bool):
+            raise InvalidInput(f"{field}: must be true or false.", code="invalid_preference")
+
+    locked = User.objects.select_for_update(of=("self",)).get(pk=user.pk)
+    changes = {
+        field: {"from": getattr(locked, field), "to": value}
+        for field, value in values.items()
+        if getattr(locked, field) != value
+    }
+    if changes:
+        for field, change in changes.items():
+            setattr(locked, field, change["to"])
+            setattr(user, field, change["to"])
+        locked.save(update_fields=sorted(changes))
+        audit_record(
+            action="user.profile_update",
+            actor=user,
+            resource_type="user",
+            resource_id=user.pk,
+            details={"fields": sorted(changes), "changes": changes},
+            request=request,
+        )
+    return user
+
+
 def jwt_pair_for(user: User) -> dict[str, str]:
     refresh = RefreshToken.for_user(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh), "token_type": "bearer"}
+
+
+@transaction.atomic
+def user_admin_update(
+    *,
+    user_id: int,
+    actor: User,
+    is_active: bool | None = None,
+    tier: str | None = None,
+    adjustment_amount: Decimal | None = None,
+    adjustment_reason: str | None = None,
+    request=None,
+) -> User:
+    """Staff change to a user: `is_active`, `tier` and/or a balance ADJUSTMENT with a reason.
+
+    All or nothing: any error (400, or 402 for a debit beyond the balance) changes nothing.
+    One `admin.user_update` audit entry lists what changed (the ledger writes its own
+    `balance.change` entry). A change of `is_active` drops the user's token cache entries
+    after commit, so deactivated users' tokens stop validating at once.
+    """
+    if is_active is None and tier is None and adjustment_amount is None and adjustment_reason is None:
+        raise InvalidInput(
+            "Nothing to change: give is_active, tier or balance_adjustment.", code="no_changes"
+        )
+    if tier is not None and tier not in Tier.values:
+        raise InvalidInput(f"tier: must be one of {', '.join(Tier.values)}.", code="invalid_tier")
+    reason = (adjustment_reason or "").strip()
+    if adjustment_amount is not None or adjustment_reason is not None:
+        if adjustment_amount is None:
+            raise InvalidInput("balance_adjustment.amount: required.", code="invalid_adjustment")
+        if not reason:
+            raise InvalidInput("balance_adjustment.reason: a reason is required.", code="invalid_adjustment")
+
+    user = User.objects.select_for_update(of=("self",)).filter(pk=user_id).first()
+    if user is None:
+        raise NotFound("User not found.", code="user_not_found")
+    if is_active is False and user.pk == actor.pk:
+        raise InvalidInput("You cannot deactivate your own account.", code="cannot_deactivate_self")
+
+    changes: dict[str, dict] = {}
+    if is_active is not None and is_active != user.is_active:
+        changes["is_active"] = {"from": user.is_active, "to": is_active}
+        user.is_active = is_active
+    if tier is not None and tier != user.tier:
+        changes["tier"] = {"from": user.tier, "to": tier}
+        user.tier = tier
+    if changes:
+        user.save(update_fields=list(changes))
+
+    if adjustment_amount is not None:
+        before = user.balance
+        row = balance_change(
+            user=user,
+            amount=adjustment_amount,
+            transaction_type=TransactionType.ADJUSTMENT,
+            description=reason,
+            reference=f"admin:{actor.pk}",
+            actor=actor,
+            request=request,
+            audit_details={"reason": reason, "by": actor.username},
+        )
+        changes["balance"] = {
+            "from": f"{before:.2f}",
+            "to": f"{row.balance_after:.2f}",
+            "adjustment": f"{row.amount:.2f}",
+            "reason": reason,
+            "transaction_id": row.pk,
+        }
+
+    if changes:
+        audit_record(
+            action="admin.user_update",
+            actor=actor,
+            resource_type="user",
+            resource_id=user.pk,
+            details={"fields": sorted(changes), "changes": changes, "by": actor.username},
+            request=request,
+        )
+    if "is_active" in changes:
+        user_pk = user.pk
+        transaction.on_commit(lambda: forget_user(user_pk))
+    return user

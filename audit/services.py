@@ -6,6 +6,7 @@ import ipaddress
 from typing import Any
 
 from audit.models import AuditLog
+from zenzefi.request_id import current_request_id
 
 # Keys whose values must never reach the audit trail, however a caller builds `details`.
 _SECRET_KEYS = {"password", "token", "secret", "access", "refresh", "authorization"}
@@ -20,6 +21,14 @@ def _clean(details: dict[str, Any] | None) -> dict[str, Any]:
             value if isinstance(value, int | float | bool | type(None) | list | dict) else str(value)
         )
     return cleaned
+
+
+def _with_request_id(details: dict[str, Any]) -> dict[str, Any]:
+    """The id of the request being handled (zenzefi.request_id), so an entry leads to its log lines."""
+    request_id = current_request_id()
+    if request_id:
+        details.setdefault("request_id", request_id)
+    return details
 
 
 def client_ip(request) -> str | None:
@@ -50,8 +59,26 @@ def audit_record(
         action=action,
         resource_type=resource_type,
         resource_id=str(resource_id or ""),
-        details=_clean(details),
+        details=_with_request_id(_clean(details)),
         ip=client_ip(request),
         user_agent=(request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else ""),
         suspicious=suspicious,
     )
+
+
+def audit_retention_purge(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
+    """Delete audit entries older than AUDIT_RETENTION_DAYS, in batches (short locks).
+    Idempotent: a second run finds nothing to delete. Returns how many were deleted."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    days = settings.AUDIT_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    while True:
+        ids = list(AuditLog.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += AuditLog.objects.filter(pk__in=ids).delete()[0]

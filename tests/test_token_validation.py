@@ -128,3 +128,14 @@ def test_async_miss_loads_from_database(user):
     check = async_to_sync(validation.avalidate_token)(issued.plaintext)
     assert check.valid and check.scope == "certificates_only" and check.token_id == issued.token.pk
     assert async_to_sync(validation.avalidate_token)("nope" * 16).reason == "unknown"
+
+
+def test_deactivation_tombstone_beats_a_racing_fill(bought, user):
+    stale = validation._load(bought.token.digest)  # read while the user was still active
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    validation.forget_user(user.pk)
+    get_kv().set(validation._key(bought.token.digest), stale, 300, nx=True)  # the racing fill
+    assert validation.validate_token(bought.plaintext).reason == "inactive_user"
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    validation.forget_user(user.pk)  # reactivated: entries dropped, the token works again
+    assert validation.validate_token(bought.plaintext).valid

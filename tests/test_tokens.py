@@ -284,3 +284,11 @@ def test_concurrent_first_use_activates_once(requires_postgres):
     )
     assert len(set(results)) == 1 and None not in results
     assert AuditLog.objects.filter(action="token.activate").count() == 1
+
+
+@pytest.mark.parametrize("bad", [True, False, "abc", None, 2, 0])
+def test_token_price_rejects_non_durations(bad):
+    from zenzefi.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        services.token_price(bad)

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from idempotency.services import run_idempotent
+from renewals.serializers import TokenAutoRenewSerializer
 from tokens import selectors, services
 from tokens.serializers import (
     AccessTokenSerializer,
@@ -12,20 +13,9 @@ from tokens.serializers import (
     RevokeResultSerializer,
     TokenPurchaseSerializer,
 )
-from zenzefi.errors import InvalidInput
+from zenzefi.params import parse_bool
 
 IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
-
-
-def parse_bool(raw: str | None, name: str) -> bool:
-    if raw is None or raw == "":
-        return False
-    value = raw.strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise InvalidInput(f"{name}: must be true or false.", code="invalid_boolean")
 
 
 class TokenPurchaseView(APIView):
@@ -72,7 +62,22 @@ class MyTokensView(ListAPIView):
 
 
 class TokenRevokeView(APIView):
-    """Revoke one of your tokens; the answer states the refund (cost × unused / total)."""
+    """DELETE: revoke one of your tokens; the answer states the refund (cost × unused / total).
+    PATCH `{auto_renew}`: switch the token's auto-renewal on or off."""
+
+    @extend_schema(request=TokenAutoRenewSerializer, responses={200: AccessTokenSerializer})
+    def patch(self, request, token_id: int):
+        from renewals.services import token_auto_renew_set
+
+        serializer = TokenAutoRenewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token = token_auto_renew_set(
+            user=request.user,
+            token_id=token_id,
+            auto_renew=serializer.validated_data["auto_renew"],
+            request=request,
+        )
+        return Response(AccessTokenSerializer(token).data)
 
     @extend_schema(responses={200: RevokeResultSerializer})
     def delete(self, request, token_id: int):

@@ -64,6 +64,7 @@ class AccessToken(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("revoke_token", "Can revoke tokens from the admin")]
         indexes = [models.Index(fields=["user", "revoked_at", "expires_at"])]
         constraints = [
             models.CheckConstraint(condition=models.Q(cost__gte=0), name="token_cost_non_negative"),

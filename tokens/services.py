@@ -18,6 +18,7 @@ from currency.services import balance_change
 from tokens import validation
 from tokens.metrics import token_purchases_total
 from tokens.models import AccessToken, Scope, token_digest
+from webhooks.events import token_event_emit
 from zenzefi.errors import Conflict, InvalidInput, NotFound
 from zenzefi.metrics import znc_revenue_total
 from zenzefi.money import to_money, to_money_down
@@ -32,6 +33,8 @@ class IssuedToken:
 def token_price(duration_hours: int) -> Decimal:
     """Price of one token from settings; any other duration is a 400."""
     try:
+        if isinstance(duration_hours, bool):
+            raise TypeError("a boolean is not a duration")
         return to_money(settings.TOKEN_PRICES[int(duration_hours)])
     except (KeyError, TypeError, ValueError):
         allowed = ", ".join(str(h) for h in sorted(settings.TOKEN_PRICES))
@@ -105,6 +108,10 @@ def token_purchase(
         znc_revenue_total.inc(float(price))
 
     transaction.on_commit(count)
+    transaction.on_commit(
+        lambda: token_event_emit(token_id=token.pk, user_id=token.user_id, event="token.purchased"),
+        robust=True,
+    )
     return issued
 
 
@@ -128,6 +135,10 @@ def token_activate(*, token: AccessToken, now: datetime | None = None, request=N
                 request=request,
             )
             transaction.on_commit(lambda: validation.forget(token.digest))
+            transaction.on_commit(
+                lambda: token_event_emit(token_id=token.pk, user_id=token.user_id, event="token.activated"),
+                robust=True,
+            )
     token.refresh_from_db(fields=["activated_at", "expires_at", "revoked_at"])
     return token
 
@@ -139,7 +150,9 @@ def refund_for(token: AccessToken, now: datetime) -> Decimal:
     if token.expires_at <= now:
         return Decimal("0.00")
     unused_us = (token.expires_at - now) // timedelta(microseconds=1)
-    total_us = token.duration // timedelta(microseconds=1)
+    # The whole paid period: one duration, plus one per auto-renewal (renewals.services extends
+    # expires_at and adds the price to cost), so the refund never exceeds what was paid.
+    total_us = (token.expires_at - token.activated_at) // timedelta(microseconds=1)
     return to_money_down(token.cost * Decimal(unused_us) / Decimal(total_us))
 
 
@@ -185,6 +198,10 @@ def token_revoke(
         request=request,
     )
     transaction.on_commit(lambda: validation.mark_dead(token.digest, "revoked"))
+    transaction.on_commit(
+        lambda: token_event_emit(token_id=token.pk, user_id=token.user_id, event="token.revoked"),
+        robust=True,
+    )
     return token
 
 
@@ -194,12 +211,16 @@ def tokens_expire_due(*, now: datetime | None = None) -> list[int]:
     due = list(
         AccessToken.objects.filter(
             expires_at__lte=now, expired_at__isnull=True, revoked_at__isnull=True
-        ).values_list("pk", "digest")
+        ).values_list("pk", "digest", "user_id")
     )
     marked: list[int] = []
-    for pk, digest in due:
+    for pk, digest, user_id in due:
         with transaction.atomic():
             if AccessToken.objects.filter(pk=pk, expired_at__isnull=True).update(expired_at=now):
                 marked.append(pk)
                 transaction.on_commit(lambda d=digest: validation.mark_dead(d, "expired"))
+                transaction.on_commit(
+                    lambda t=pk, u=user_id: token_event_emit(token_id=t, user_id=u, event="token.expired"),
+                    robust=True,
+                )
     return marked

@@ -141,11 +141,19 @@ def validate_token(plaintext: str | None, *, kv=None) -> TokenCheck:
     return _count(_check(record, digest, now), hit)
 
 
-async def avalidate_token(plaintext: str | None, *, kv=None) -> TokenCheck:
-    if not plaintext or len(plaintext) > MAX_TOKEN_LENGTH:
-        return _count(TokenCheck(False, UNKNOWN), True)
+def cache_key(digest: str) -> str:
+    """The validation cache entry of a token (the proxy reads it in its one kv round trip)."""
+    return _key(digest)
+
+
+def check_cached(record: dict, digest: str) -> TokenCheck:
+    """A validation answer from a cache entry already read (a cache hit)."""
+    return _count(_check(record, digest, datetime.now(UTC).timestamp()), True)
+
+
+async def avalidate_digest(digest: str, *, kv=None) -> TokenCheck:
+    """Async validation by digest (browser mode knows only the digest). A hit is one async kv read."""
     kv = kv or get_kv()
-    digest = token_digest(plaintext)
     record = await kv.aget(_key(digest))
     hit = record is not None
     now = datetime.now(UTC).timestamp()
@@ -153,6 +161,12 @@ async def avalidate_token(plaintext: str | None, *, kv=None) -> TokenCheck:
         record = await sync_to_async(_load)(digest)
         await kv.aset(_key(digest), record, _ttl(record, now), nx=True)
     return _count(_check(record, digest, now), hit)
+
+
+async def avalidate_token(plaintext: str | None, *, kv=None) -> TokenCheck:
+    if not plaintext or len(plaintext) > MAX_TOKEN_LENGTH:
+        return _count(TokenCheck(False, UNKNOWN), True)
+    return await avalidate_digest(token_digest(plaintext), kv=kv)
 
 
 def forget(digest: str) -> None:
@@ -166,6 +180,14 @@ def mark_dead(digest: str, reason: str) -> None:
 
 
 def forget_user(user_id: int) -> None:
-    """The owner changed (e.g. deactivated): drop the entries of all their tokens."""
-    digests = AccessToken.objects.filter(user_id=user_id).values_list("digest", flat=True)
-    get_kv().delete(*(_key(d) for d in digests))
+    """The owner changed. Deactivated: a short `inactive_user` tombstone on each of their tokens
+    (so a fill racing with the change cannot store a stale "valid"); otherwise drop the entries."""
+    from accounts.models import User
+
+    digests = list(AccessToken.objects.filter(user_id=user_id).values_list("digest", flat=True))
+    kv = get_kv()
+    if User.objects.filter(pk=user_id, is_active=False).exists():
+        for digest in digests:
+            kv.set(_key(digest), {"ok": 0, "r": INACTIVE_USER}, settings.TOKEN_NEGATIVE_CACHE_TTL)
+    else:
+        kv.delete(*(_key(d) for d in digests))

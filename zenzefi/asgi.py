@@ -1,7 +1,11 @@
 """ASGI entry point for uvicorn (and gunicorn with uvicorn workers).
 
-Every path goes to Django's ASGI handler for now; the proxy work routes
-`/api/v1/proxy/` onto a lean path here that skips the full middleware stack.
+`/health` and `/health/detailed` go to a raw ASGI app answering from the cached health result;
+`/api/v1/proxy/…` goes to the proxy's lean ASGI app (`proxy.asgi.ProxyApp`), which runs none of
+Django's middleware stack (each middleware hook is a thread hop under ASGI; ENGINEERING.md has the
+measurements); every other path goes to Django's ASGI handler. Lifespan events are answered here
+(Django's handler does not speak them): shutdown writes the proxy's pending session counters and
+closes its upstream pool.
 """
 
 import os
@@ -12,6 +16,34 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zenzefi.settings")
 
 django_application = get_asgi_application()
 
+from proxy.asgi import PREFIX as PROXY_PREFIX  # noqa: E402  (needs the settings configured above)
+from proxy.asgi import ProxyApp  # noqa: E402
+from zenzefi.health import HEALTH_PATHS, health_asgi  # noqa: E402
+from zenzefi.request_id import RequestIdASGIMiddleware  # noqa: E402
+
+proxy_application = ProxyApp()
+# The request id (X-Request-ID) reaches the proxy's logs, audit entries and the upstream too.
+proxy_entry = RequestIdASGIMiddleware(proxy_application)
+
+
+async def _lifespan(receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await proxy_application.aclose()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
 
 async def application(scope, receive, send):
-    await django_application(scope, receive, send)
+    kind = scope["type"]
+    if kind == "lifespan":
+        await _lifespan(receive, send)
+    elif scope["path"].startswith(PROXY_PREFIX):
+        await proxy_entry(scope, receive, send)
+    elif kind == "http" and scope["path"] in HEALTH_PATHS:
+        await health_asgi(scope, receive, send)
+    else:
+        await django_application(scope, receive, send)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import weakref
 from functools import cache
 from typing import Any
@@ -84,6 +85,9 @@ class RedisKV:
         return int((await pipe.execute())[0])
 
 
+_INCR_LOCK = threading.Lock()
+
+
 class CacheKV:
     """Embedded default: Django's shared cache (the file cache) holding JSON strings."""
 
@@ -112,15 +116,18 @@ class CacheKV:
             self._cache.delete(self._k(key))
 
     def incr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
+        # Atomic within this process (threads); across processes the file cache cannot be, which
+        # the embedded default accepts (README "Embedded default"). Redis INCRBY is atomic.
         k = self._k(key)
-        if self._cache.add(k, json.dumps(amount), ttl or None):
-            return amount
-        try:
-            value = json.loads(self._cache.get(k)) + amount
-        except (TypeError, ValueError):
-            value = amount
-        self._cache.set(k, json.dumps(value), ttl or None)
-        return value
+        with _INCR_LOCK:
+            if self._cache.add(k, json.dumps(amount), ttl or None):
+                return amount
+            try:
+                value = json.loads(self._cache.get(k)) + amount
+            except (TypeError, ValueError):
+                value = amount
+            self._cache.set(k, json.dumps(value), ttl or None)
+            return value
 
     def clear(self) -> None:
         self._cache.clear()

@@ -54,15 +54,27 @@ INSTALLED_APPS = [
     "audit",
     "currency",
     "idempotency",
+    "backups",
+    "proxy",
     "tokens",
+    "notifications",
+    "webhooks",
+    "analytics",
+    "monitoring",
+    "bundles",
+    "payments",
+    "referrals",
+    "renewals",
+    "gifts",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "zenzefi.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "zenzefi.middleware.ZenzefiLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -86,6 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "zenzefi.context_processors.site",
             ],
         },
     }
@@ -144,7 +157,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/account/"
 
 # --- I18N ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "ru"
@@ -157,6 +171,7 @@ USE_TZ = True
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -193,6 +208,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # REST API limit by the caller's tier (API_RATE_LIMIT_* below); 429 with Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": ["zenzefi.throttling.TierRateThrottle"],
 }
 PAGINATION_MAX_LIMIT = env.int("PAGINATION_MAX_LIMIT", default=100)
 
@@ -239,25 +256,128 @@ BACKEND_URL = env.str("BACKEND_URL", default="http://127.0.0.1:8000")
 PROXY_CONNECT_TIMEOUT = env.float("PROXY_CONNECT_TIMEOUT", default=5.0)
 PROXY_READ_TIMEOUT = env.float("PROXY_READ_TIMEOUT", default=30.0)
 SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=5)
+# Requests per token per minute through the proxy (atomic counters in Redis / the shared cache).
+PROXY_RATE_LIMIT_PER_MINUTE = env.int("PROXY_RATE_LIMIT_PER_MINUTE", default=1000)
+# Waiting for a free upstream connection from the pool (seconds).
+PROXY_POOL_TIMEOUT = env.float("PROXY_POOL_TIMEOUT", default=5.0)
+# Upstream connections per worker process (the pool's limit) and how long idle ones are kept.
+PROXY_MAX_CONNECTIONS = env.int("PROXY_MAX_CONNECTIONS", default=100)
+PROXY_KEEPALIVE_SECONDS = env.float("PROXY_KEEPALIVE_SECONDS", default=15.0)
+# Circuit breaker: after this many consecutive connection failures the proxy answers 503 at once
+# for PROXY_CIRCUIT_COOLDOWN seconds, then lets one probe request through.
+PROXY_CIRCUIT_FAILURES = env.int("PROXY_CIRCUIT_FAILURES", default=5)
+PROXY_CIRCUIT_COOLDOWN = env.float("PROXY_CIRCUIT_COOLDOWN", default=10.0)
+# Session counters (requests, bytes, last seen) are batched per worker and written to the kv
+# this often (seconds; 0 = on every request). The flush job copies them into ProxySession rows.
+PROXY_COUNTER_FLUSH_SECONDS = env.float("PROXY_COUNTER_FLUSH_SECONDS", default=1.0)
+# Browser mode: the httponly cookie set by POST /api/v1/proxy/session and its lifetime cap.
+PROXY_SESSION_COOKIE = env.str("PROXY_SESSION_COOKIE", default="zz_proxy")
+PROXY_SESSION_COOKIE_MAX_AGE = env.int("PROXY_SESSION_COOKIE_MAX_AGE", default=12 * 3600)
 
 # --- Jobs, retention, backups, webhooks --------------------------------------------------
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=30)
 BACKUP_DIR = env.str("BACKUP_DIR", default=str(VAR_DIR / "backups"))
 WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+# Customer webhooks: per-attempt timeout (seconds), attempts per delivery (the first one
+# included), exponential backoff with jitter between attempts, and after how many days of
+# uninterrupted failure an endpoint is disabled. Secrets are derived from WEBHOOK_SIGNING_KEY
+# (default: SECRET_KEY) and never stored: changing it changes every endpoint's secret.
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3600)
+WEBHOOK_DISABLE_AFTER_DAYS = env.int("WEBHOOK_DISABLE_AFTER_DAYS", default=3)
+WEBHOOK_MAX_ENDPOINTS_PER_USER = env.int("WEBHOOK_MAX_ENDPOINTS_PER_USER", default=10)
+WEBHOOK_SIGNING_KEY = env.str("WEBHOOK_SIGNING_KEY", default="") or SECRET_KEY
+# Notifications: low-balance threshold (ZNC) and how long before expiry a token is announced.
+LOW_BALANCE_THRESHOLD = Decimal(env.str("LOW_BALANCE_THRESHOLD", default="10"))
+LOW_BALANCE_NOTIFY_EVERY_HOURS = env.int("LOW_BALANCE_NOTIFY_EVERY_HOURS", default=24)
+TOKEN_EXPIRING_NOTIFY_HOURS = env.int("TOKEN_EXPIRING_NOTIFY_HOURS", default=24)
+# Health checks (run by the beat job, read by /health): cached result lifetime (seconds), the
+# upstream probe's timeout, and the response time above which a component counts as degraded.
+HEALTH_CACHE_TTL = env.int("HEALTH_CACHE_TTL", default=120)
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=3.0)
+HEALTH_DEGRADED_MS = env.int("HEALTH_DEGRADED_MS", default=1000)
+# Public URL of the customer pages, used in emails.
+SITE_URL = env.str("SITE_URL", default="") or BACKEND_URL
+
+# --- Payments, referrals, gifts, tiers ---------------------------------------------------
+# Top-up provider for new payments: "mock" (the local checkout page; only while
+# MOCK_PAYMENTS_ENABLED) or "yookassa" (YooKassa's HTTP API v3).
+PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="mock")
+# HMAC-SHA256 key of the mock provider's callbacks (header X-Payment-Signature: sha256=<hex>
+# over the raw body). Default: SECRET_KEY.
+PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="") or SECRET_KEY
+# Where the provider sends the customer after paying (default: the payment's own return page,
+# /payments/return/<uid>/, which checks the status with the provider at once).
+PAYMENT_RETURN_URL = env.str("PAYMENT_RETURN_URL", default="")
+YOOKASSA_SHOP_ID = env.str("YOOKASSA_SHOP_ID", default="")
+YOOKASSA_SECRET_KEY = env.str("YOOKASSA_SECRET_KEY", default="")
+YOOKASSA_API_URL = env.str("YOOKASSA_API_URL", default="https://api.yookassa.ru/v3")
+YOOKASSA_TIMEOUT = env.float("YOOKASSA_TIMEOUT", default=10.0)
+# The currency YooKassa charges when a top-up is asked for in ZNC (converted at the current rate).
+YOOKASSA_CURRENCY = env.str("YOOKASSA_CURRENCY", default="RUB")
+# Referral bonus (SPEC §6): PERCENT of the referred user's first top-up larger than MIN_TOPUP.
+REFERRAL_BONUS_PERCENT = Decimal(env.str("REFERRAL_BONUS_PERCENT", default="10"))
+REFERRAL_MIN_TOPUP = Decimal(env.str("REFERRAL_MIN_TOPUP", default="100"))
+# Auto-renewal: tokens expiring within this many minutes are renewed (job every 5 minutes).
+AUTO_RENEW_WINDOW_MINUTES = env.int("AUTO_RENEW_WINDOW_MINUTES", default=60)
+# Gift codes expire this many days after purchase (no refund after expiry).
+GIFT_CODE_TTL_DAYS = env.int("GIFT_CODE_TTL_DAYS", default=90)
+# REST API requests per minute by tier (per user; anonymous callers per IP at the free rate).
+# 0 = unlimited. Superusers are never limited.
+API_RATE_LIMIT_FREE = env.int("API_RATE_LIMIT_FREE", default=100)
+API_RATE_LIMIT_PREMIUM = env.int("API_RATE_LIMIT_PREMIUM", default=500)
+API_RATE_LIMIT_ENTERPRISE = env.int("API_RATE_LIMIT_ENTERPRISE", default=0)
+# Repeat offenders: over the limit in this many consecutive windows → banned for BAN_SECONDS.
+API_RATE_LIMIT_BAN_AFTER = env.int("API_RATE_LIMIT_BAN_AFTER", default=3)
+API_RATE_LIMIT_BAN_SECONDS = env.int("API_RATE_LIMIT_BAN_SECONDS", default=300)
 
 # --- Email --------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Zenzefi <noreply@zenzefi.local>")
+
+# --- Operations: logging, backups, metrics -----------------------------------------------
+# Log lines: "json" (one JSON object per line, for log shippers) or "plain"; JSON unless DEBUG.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'plain', not {LOG_FORMAT!r}")
+# Backup rotation (manage.py backup_db and the daily job): newest backup of each of the last N
+# days, ISO weeks and months that have one.
+BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", default=7)
+BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", default=4)
+BACKUP_KEEP_MONTHLY = env.int("BACKUP_KEEP_MONTHLY", default=3)
+# Inside a container network Prometheus scrapes each web container by its IP address (DNS service
+# discovery), which Django's host check would refuse: allow this host's own addresses too.
+if env.bool("ALLOWED_HOSTS_OWN_IPS", default=False):
+    import socket
+
+    try:
+        _own_ips = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        _own_ips = set()
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, *sorted(f"[{ip}]" if ":" in ip else ip for ip in _own_ips)]
+# Prometheus multiprocess mode is switched on by the PROMETHEUS_MULTIPROC_DIR environment variable
+# itself (read by prometheus_client at import time, so it is not a Django setting): gunicorn.conf.py
+# and docker-compose.yml set it; see docs/monitoring.md.
+# Graceful shutdown of Celery workers: a task is acknowledged after it ran (every job is
+# idempotent, SPEC §10), a task whose worker process died is requeued, and a worker reserves one
+# task at a time so a SIGTERM (warm shutdown) never strands prefetched ones.
+CELERY_TASK_ACKS_LATE = env.bool("CELERY_TASK_ACKS_LATE", default=True)
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -268,11 +388,29 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Every line carries the request id (zenzefi.request_id) and passes the redaction filter
+# (Authorization, X-Access-Token, token=… never reach a log); LOG_FORMAT picks the formatter.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "request_id": {"()": "zenzefi.logs.RequestIdFilter"},
+        "redact": {"()": "zenzefi.logs.RedactFilter"},
+    },
+    "formatters": {
+        "plain": {
+            "()": "zenzefi.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+        "json": {"()": "zenzefi.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

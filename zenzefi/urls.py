@@ -1,24 +1,47 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from zenzefi.health import health
+from analytics.views import dashboard as analytics_dashboard
+from zenzefi import metrics_export
+from zenzefi.health import health, health_detailed
 
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("currency.urls")),
     path("", include("tokens.urls")),
+    path("admin/", include("accounts.admin_urls")),
+    path("admin/", include("tokens.admin_urls")),
+    path("", include("bundles.urls")),
+    # payments first: `webhooks/payment` is the payment provider's callback.
+    path("", include("payments.urls")),
+    path("", include("referrals.urls")),
+    path("", include("gifts.urls")),
+    path("", include("renewals.urls")),
+    path("", include("webhooks.urls")),
+    path("", include("analytics.urls")),
 ]
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    # Customer pages (SPEC §14); "accounts.page_urls" serves the landing page at "/".
+    path("", include("accounts.page_urls")),
+    path("", include("tokens.page_urls")),
+    path("", include("currency.page_urls")),
+    path("", include("bundles.page_urls")),
+    path("", include("payments.page_urls")),
+    path("", include("gifts.page_urls")),
+    path("", include("renewals.page_urls")),
+    path("", include("webhooks.page_urls")),
+    path("admin/analytics/", admin.site.admin_view(analytics_dashboard), name="analytics-dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api-auth/", include("rest_framework.urls")),
     path("health", health, name="health"),
+    path("health/detailed", health_detailed, name="health-detailed"),
+    # /metrics: django-prometheus' exporter after refreshing the shared-state gauges (matched first).
+    path("metrics", metrics_export.metrics, name="metrics"),
     path("", include("django_prometheus.urls")),
 ]
 

@@ -1,0 +1,160 @@
+"""Staff REST API for users: `GET admin/users`, `PATCH admin/users/<id>`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from accounts.models import Tier, User
+from zenzefi.errors import InvalidInput
+from zenzefi.params import parse_optional_bool
+from zenzefi.permissions import IsStaff
+
+ADJUSTMENT_LIMIT = Decimal("1000000")
+
+
+def admin_user_queryset() -> QuerySet[User]:
+    """Users with their token counts, annotated in the one query (no per-row queries)."""
+    now = timezone.now()
+    usable = Q(access_tokens__revoked_at__isnull=True) & (
+        Q(access_tokens__expires_at__isnull=True) | Q(access_tokens__expires_at__gt=now)
+    )
+    return User.objects.annotate(
+        tokens_total=Count("access_tokens"),
+        tokens_active=Count("access_tokens", filter=usable),
+    )
+
+
+def admin_user_list(*, search: str = "", is_active: bool | None = None) -> QuerySet[User]:
+    qs = admin_user_queryset()
+    if search:
+        qs = qs.filter(
+            Q(username__icontains=search) | Q(email__icontains=search) | Q(full_name__icontains=search)
+        )
+    if is_active is not None:
+        qs = qs.filter(is_active=is_active)
+    return qs.order_by("-date_joined", "-id")
+
+
+class AdminUserSerializer(serializers.ModelSerializer):
+    tokens_total = serializers.IntegerField(read_only=True)
+    tokens_active = serializers.IntegerField(
+        read_only=True, help_text="Tokens neither revoked nor expired (activated or not)."
+    )
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "username",
+            "email",
+            "full_name",
+            "balance",
+            "tier",
+            "language",
+            "is_active",
+            "is_staff",
+            "date_joined",
+            "last_login",
+            "referral_code",
+            "tokens_total",
+            "tokens_active",
+        ]
+        read_only_fields = fields
+
+
+class BalanceAdjustmentSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=-ADJUSTMENT_LIMIT,
+        max_value=ADJUSTMENT_LIMIT,
+        help_text="Signed: positive credits the user, negative debits. Two decimals at most, not zero.",
+    )
+    reason = serializers.CharField(max_length=255, help_text="Required; becomes the ledger description.")
+
+    def validate_amount(self, value: Decimal) -> Decimal:
+        if value == 0:
+            raise serializers.ValidationError("The amount cannot be zero.")
+        return value
+
+
+class AdminUserUpdateSerializer(serializers.Serializer):
+    is_active = serializers.BooleanField(required=False)
+    tier = serializers.ChoiceField(choices=Tier.choices, required=False)
+    balance_adjustment = BalanceAdjustmentSerializer(
+        required=False, help_text="The only way to change a balance: an ADJUSTMENT with a reason."
+    )
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give at least one of is_active, tier, balance_adjustment.")
+        return attrs
+
+
+class AdminUserListView(ListAPIView):
+    """All users, newest first; `search` (username, email, full name), `is_active`, `skip`, `limit`."""
+
+    permission_classes = [IsStaff]
+    serializer_class = AdminUserSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return admin_user_list(
+            search=params.get("search", "").strip(),
+            is_active=parse_optional_bool(params.get("is_active"), "is_active"),
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", str, required=False),
+            OpenApiParameter("is_active", bool, required=False),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class AdminUserDetailView(APIView):
+    """Change `is_active`, `tier`, or the balance (only as `balance_adjustment`); all or nothing."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=AdminUserUpdateSerializer, responses={200: AdminUserSerializer})
+    def patch(self, request, user_id: int):
+        data = request.data
+        if hasattr(data, "keys"):
+            if "balance" in data:
+                raise InvalidInput(
+                    "balance is read-only: change it with balance_adjustment {amount, reason}.",
+                    code="balance_read_only",
+                )
+            unknown = sorted(set(data.keys()) - set(AdminUserUpdateSerializer().fields))
+            if unknown:
+                raise InvalidInput(
+                    f"{unknown[0]}: cannot be changed here (allowed: is_active, tier, balance_adjustment).",
+                    code="unknown_field",
+                )
+        serializer = AdminUserUpdateSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        adjustment = values.get("balance_adjustment") or {}
+        services.user_admin_update(
+            user_id=user_id,
+            actor=request.user,
+            is_active=values.get("is_active"),
+            tier=values.get("tier"),
+            adjustment_amount=adjustment.get("amount"),
+            adjustment_reason=adjustment.get("reason"),
+            request=request,
+        )
+        return Response(AdminUserSerializer(admin_user_queryset().get(pk=user_id)).data)

@@ -1,0 +1,279 @@
+"""Customer pages of the accounts app: landing, sign-up, log-in/out, password reset and change,
+dashboard, referrals, profile, notification preferences, language switch. They call the same
+services as the API."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse_lazy
+from django.utils import formats, translation
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+from django.views import i18n
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import charts, selectors, services
+from accounts.page_forms import LoginForm, NotificationPreferencesForm, ProfileForm, SignupForm
+from bundles.selectors import bundle_list
+from currency.selectors import transaction_list
+from referrals.selectors import referral_stats
+from tokens.selectors import token_list
+from zenzefi.errors import ApplicationError, RateLimited
+from zenzefi.page_errors import page_error_message
+from zenzefi.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
+
+USAGE_PERIOD_LABELS = {
+    "day": gettext_lazy("Day"),
+    "week": gettext_lazy("Week"),
+    "month": gettext_lazy("Month"),
+}
+
+
+def rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    """The friendly 429 page (with Retry-After) for the auth forms."""
+    minutes = max(1, (exc.retry_after + 59) // 60)
+    response = render(request, "ratelimited.html", {"minutes": minutes}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
+
+
+def landing(request: HttpRequest) -> HttpResponse:
+    prices = [{"hours": hours, "price": price} for hours, price in sorted(settings.TOKEN_PRICES.items())]
+    return render(request, "home.html", {"prices": prices, "bundles": bundle_list()})
+
+
+@sensitive_post_parameters("password1", "password2")
+@csrf_protect
+@never_cache
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("accounts:dashboard")
+    if request.method == "POST":
+        try:
+            ip_limit_count_attempt(request, "auth.register")
+        except RateLimited as exc:
+            return rate_limited(request, exc)
+        form = SignupForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                user = services.user_register(
+                    email=data["email"],
+                    username=data["username"],
+                    password=data["password1"],
+                    full_name=data["full_name"],
+                    referral_code=data["referral_code"] or None,
+                    language=translation.get_language(),
+                    request=request,
+                )
+            except ApplicationError as exc:
+                form.add_error(None, page_error_message(exc))
+            else:
+                auth_login(request, user)
+                messages.success(request, _("Welcome, %(name)s! Your account is ready.") % {"name": user})
+                return redirect("accounts:dashboard")
+    else:
+        form = SignupForm(initial={"referral_code": request.GET.get("ref", "").strip()[:32]})
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+def login(request: HttpRequest) -> HttpResponse:
+    next_url = _safe_next(request, settings.LOGIN_REDIRECT_URL)
+    if request.user.is_authenticated and request.method != "POST":
+        return redirect(next_url)
+    form = LoginForm(request.POST or None)
+    if request.method == "POST":
+        try:
+            ip_limit_check(request, "auth.login")
+        except RateLimited as exc:
+            return rate_limited(request, exc)
+        if form.is_valid():
+            try:
+                user = services.user_authenticate(
+                    identifier=form.cleaned_data["identifier"].strip(),
+                    password=form.cleaned_data["password"],
+                    request=request,
+                )
+            except services.InvalidCredentials:
+                ip_limit_count_failure(request, "auth.login")
+                form.add_error(None, _("Invalid username/email or password."))
+            else:
+                auth_login(request, user)
+                return HttpResponseRedirect(next_url)
+    return render(request, "accounts/login.html", {"form": form, "next": next_url})
+
+
+class LogoutView(auth_views.LogoutView):
+    """POST only (Django's LogoutView refuses GET)."""
+
+    next_page = "/"
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset-by-email, limited per client IP like log-in and sign-up."""
+
+    template_name = "accounts/password_reset_form.html"
+    email_template_name = "accounts/password_reset_email.txt"
+    subject_template_name = "accounts/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+    def post(self, request, *args, **kwargs):
+        try:
+            ip_limit_count_attempt(request, "auth.password_reset")
+        except RateLimited as exc:
+            return rate_limited(request, exc)
+        return super().post(request, *args, **kwargs)
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "accounts/password_reset_done.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "accounts/password_reset_complete.html"
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:profile")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, _("Your password has been changed."))
+        return response
+
+
+def _usage_context(request: HttpRequest) -> dict:
+    period = request.GET.get("period", "day")
+    if period not in selectors.USAGE_PERIODS:
+        period = "day"
+    series = selectors.usage_series(user=request.user, period=period)
+    fmt = "H:i" if period == "day" else "SHORT_DATE_FORMAT"
+    labels = [formats.date_format(p.start, fmt) for p in series.points]
+    requests = [p.requests for p in series.points]
+    sizes = [p.bytes for p in series.points]
+    requests_chart = charts.bar_chart(
+        requests,
+        [
+            ngettext("%(when)s: %(count)s request", "%(when)s: %(count)s requests", count)
+            % {"when": label, "count": formats.number_format(count, force_grouping=True)}
+            for count, label in zip(requests, labels, strict=True)
+        ],
+        labels,
+        peak_label=formats.number_format(max(requests, default=0), force_grouping=True),
+    )
+    bytes_chart = charts.bar_chart(
+        sizes,
+        [f"{label}: {filesizeformat(size)}" for size, label in zip(sizes, labels, strict=True)],
+        labels,
+        peak_label=filesizeformat(max(sizes, default=0)),
+    )
+    return {
+        "usage": series,
+        "usage_period": period,
+        "usage_periods": USAGE_PERIOD_LABELS.items(),
+        "requests_chart": requests_chart,
+        "bytes_chart": bytes_chart,
+    }
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    user.refresh_from_db(fields=["balance"])
+    context = {
+        "active_tokens": list(token_list(user=user, active_only=True)[:10]),
+        "recent_transactions": list(transaction_list(user=user)[:5]),
+        **_usage_context(request),
+    }
+    return render(request, "accounts/dashboard.html", context)
+
+
+@login_required
+def referrals(request: HttpRequest) -> HttpResponse:
+    """The same stats as GET /api/v1/users/me/referrals (referrals.selectors)."""
+    stats = referral_stats(user=request.user, limit=50)
+    stats["total_bonus_earned"] = Decimal(stats["total_bonus_earned"])
+    return render(request, "accounts/referrals.html", {"stats": stats})
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = ProfileForm(request.POST or None, instance=user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        translation.activate(user.language)
+        messages.success(request, _("Your profile has been saved."))
+        response = redirect("accounts:profile")
+        response.set_cookie(settings.LANGUAGE_COOKIE_NAME, user.language, samesite="Lax")
+        return response
+    password_form = PasswordChangeForm(user)
+    return render(request, "accounts/profile.html", {"form": form, "password_form": password_form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notification_preferences(request: HttpRequest) -> HttpResponse:
+    """Which notification emails the customer wants (the same switches as PATCH users/me)."""
+    user = request.user
+    user.refresh_from_db(fields=list(services.NOTIFICATION_PREFERENCE_FIELDS))
+    if request.method == "POST":  # (not `request.POST or None`: all boxes unticked is an empty POST)
+        form = NotificationPreferencesForm(request.POST)
+        if form.is_valid():
+            try:
+                services.user_self_update(user=user, request=request, **form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_error(None, page_error_message(exc))
+            else:
+                messages.success(request, _("Your notification preferences have been saved."))
+                return redirect("accounts:notifications")
+    else:
+        form = NotificationPreferencesForm(
+            initial={field: getattr(user, field) for field in services.NOTIFICATION_PREFERENCE_FIELDS}
+        )
+    return render(request, "accounts/notifications.html", {"form": form})
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's `set_language` (cookie + redirect to `next`); a signed-in user's choice is also
+    saved as their preference, which outranks the cookie and Accept-Language."""
+    response = i18n.set_language(request)
+    language = request.POST.get("language")
+    user = request.user
+    if user.is_authenticated and language in dict(settings.LANGUAGES) and user.language != language:
+        user.language = language
+        user.save(update_fields=["language"])
+    return response

@@ -1,0 +1,156 @@
+"""Usage and business figures, computed with aggregate queries only (no per-row Python)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models.functions import Coalesce, TruncDay, TruncHour
+from django.utils import timezone
+
+from currency.models import Transaction, TransactionType
+from proxy.models import ProxySession
+from tokens.models import AccessToken
+from zenzefi.errors import InvalidInput
+
+PERIODS: dict[str, timedelta] = {
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=30),
+}
+
+
+def period_window(period: str | None, *, now: datetime | None = None) -> tuple[str, datetime, datetime]:
+    """(period, start_time, end_time); `day` when not given; 400 for anything else."""
+    period = period or "day"
+    if period not in PERIODS:
+        raise InvalidInput(f"period: must be one of {', '.join(PERIODS)}.", code="invalid_period")
+    now = now or timezone.now()
+    return period, now - PERIODS[period], now
+
+
+def _session_duration():
+    # An open session lasts, so far, until its last request.
+    return ExpressionWrapper(
+        Coalesce("ended_at", "last_seen") - F("started_at"), output_field=DurationField()
+    )
+
+
+def _minutes(value: timedelta | None) -> float:
+    return round(value.total_seconds() / 60, 2) if value else 0.0
+
+
+def usage_for_user(*, user, period: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """A customer's proxy use over the period: sessions started in it count with all their
+    requests and bytes; `active_sessions` and `active_tokens` are as of now."""
+    period, start, end = period_window(period, now=now)
+    sessions = ProxySession.objects.filter(user=user, started_at__gte=start, started_at__lte=end).aggregate(
+        total_requests=Coalesce(Sum("request_count"), 0),
+        total_bytes=Coalesce(Sum(F("bytes_in") + F("bytes_out")), 0),
+        avg_duration=Avg(_session_duration()),
+    )
+    return {
+        "period": period,
+        "start_time": start,
+        "end_time": end,
+        "total_requests": int(sessions["total_requests"]),
+        "total_bytes_transferred": int(sessions["total_bytes"]),
+        "active_sessions": ProxySession.objects.filter(user=user, ended_at__isnull=True).count(),
+        "active_tokens": AccessToken.objects.filter(
+            user=user, activated_at__isnull=False, revoked_at__isnull=True, expires_at__gt=end
+        ).count(),
+        "avg_session_duration_minutes": _minutes(sessions["avg_duration"]),
+    }
+
+
+def global_stats(*, period: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """Platform figures over the period (staff). `token_purchases` counts purchases (a bundle is
+    one), `tokens_sold` the tokens they created; `revenue_znc` is what purchases took, before
+    refunds (`refunds_znc`)."""
+    period, start, end = period_window(period, now=now)
+    window = Q(created_at__gte=start, created_at__lte=end)
+    money = Transaction.objects.filter(window).aggregate(
+        purchases=Count("pk", filter=Q(type=TransactionType.PURCHASE)),
+        spent=Coalesce(Sum("amount", filter=Q(type=TransactionType.PURCHASE)), Decimal("0")),
+        refunds=Coalesce(Sum("amount", filter=Q(type=TransactionType.REFUND)), Decimal("0")),
+    )
+    traffic = ProxySession.objects.filter(started_at__gte=start, started_at__lte=end).aggregate(
+        requests=Coalesce(Sum("request_count"), 0),
+        bytes=Coalesce(Sum(F("bytes_in") + F("bytes_out")), 0),
+        sessions=Count("pk"),
+    )
+    return {
+        "period": period,
+        "start_time": start,
+        "end_time": end,
+        "new_users": get_user_model().objects.filter(date_joined__gte=start, date_joined__lte=end).count(),
+        "token_purchases": money["purchases"],
+        "tokens_sold": AccessToken.objects.filter(window).count(),
+        "revenue_znc": f"{-money['spent']:.2f}",
+        "refunds_znc": f"{money['refunds']:.2f}",
+        "total_proxy_requests": int(traffic["requests"]),
+        "total_bytes_transferred": int(traffic["bytes"]),
+        "proxy_sessions": traffic["sessions"],
+    }
+
+
+def _buckets(period: str, start: datetime, end: datetime) -> tuple[Any, list[datetime]]:
+    if period == "day":
+        trunc, step = TruncHour, timedelta(hours=1)
+        first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    else:
+        trunc, step = TruncDay, timedelta(days=1)
+        first = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    slots, slot = [], first
+    while slot <= end:
+        slots.append(slot)
+        slot += step
+    return trunc, slots
+
+
+def global_series(*, period: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """The dashboard's bars: revenue, purchases, proxy requests and new users per hour (day) or
+    per day (week, month), grouped in the database."""
+    period, start, end = period_window(period, now=now)
+    trunc, slots = _buckets(period, start, end)
+
+    def grouped(qs, field: str, **aggregates) -> dict[datetime, dict]:
+        rows = (
+            qs.annotate(bucket=trunc(field, tzinfo=UTC))
+            .values("bucket")
+            .annotate(**aggregates)
+            .order_by("bucket")
+        )
+        return {row["bucket"]: row for row in rows}
+
+    money = grouped(
+        Transaction.objects.filter(type=TransactionType.PURCHASE, created_at__gte=start, created_at__lte=end),
+        "created_at",
+        n=Count("pk"),
+        spent=Sum("amount"),
+    )
+    traffic = grouped(
+        ProxySession.objects.filter(started_at__gte=start, started_at__lte=end),
+        "started_at",
+        requests=Sum("request_count"),
+    )
+    users = grouped(
+        get_user_model().objects.filter(date_joined__gte=start, date_joined__lte=end),
+        "date_joined",
+        n=Count("pk"),
+    )
+    series = []
+    for slot in slots:
+        series.append(
+            {
+                "bucket": slot,
+                "revenue": -(money.get(slot, {}).get("spent") or Decimal("0")),
+                "purchases": money.get(slot, {}).get("n", 0),
+                "proxy_requests": int(traffic.get(slot, {}).get("requests") or 0),
+                "new_users": users.get(slot, {}).get("n", 0),
+            }
+        )
+    return {"period": period, "start_time": start, "end_time": end, "series": series}

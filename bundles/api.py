@@ -1,0 +1,111 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bundles import selectors, services
+from bundles.serializers import (
+    BundlePurchaseResultSerializer,
+    BundleTokenSerializer,
+    TokenBundleSerializer,
+    TokenBundleWriteSerializer,
+)
+from idempotency.services import run_idempotent
+from zenzefi.params import parse_bool
+
+IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+
+
+def _is_staff(request) -> bool:
+    return bool(request.user and request.user.is_staff)
+
+
+class PublicReadStaffWrite:
+    """Anyone may read; writes are for staff (401 anonymous, 403 customers)."""
+
+    def get_permissions(self):
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return [AllowAny()]
+        return [IsAdminUser()]
+
+
+class BundleListView(PublicReadStaffWrite, ListAPIView):
+    """Active bundles with their derived prices; staff may add `?include_inactive=true`
+    (ignored for everyone else). POST (staff) creates a bundle."""
+
+    serializer_class = TokenBundleSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        include_inactive = parse_bool(self.request.query_params.get("include_inactive"), "include_inactive")
+        return selectors.bundle_list(include_inactive=include_inactive and _is_staff(self.request))
+
+    @extend_schema(parameters=[OpenApiParameter("include_inactive", bool, required=False)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=TokenBundleWriteSerializer, responses={201: TokenBundleSerializer})
+    def post(self, request):
+        serializer = TokenBundleWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        bundle = services.bundle_create(actor=request.user, request=request, **serializer.validated_data)
+        return Response(TokenBundleSerializer(bundle).data, status=status.HTTP_201_CREATED)
+
+
+class BundleDetailView(PublicReadStaffWrite, APIView):
+    """One bundle (inactive ones only for staff). PATCH changes it, DELETE deactivates it (staff)."""
+
+    @extend_schema(responses={200: TokenBundleSerializer})
+    def get(self, request, bundle_id: int):
+        bundle = selectors.bundle_get(bundle_id=bundle_id, include_inactive=_is_staff(request))
+        return Response(TokenBundleSerializer(bundle).data)
+
+    @extend_schema(request=TokenBundleWriteSerializer, responses={200: TokenBundleSerializer})
+    def patch(self, request, bundle_id: int):
+        selectors.bundle_get(bundle_id=bundle_id, include_inactive=True)  # 404 before 400
+        serializer = TokenBundleWriteSerializer(data=request.data, partial=True, instance_id=bundle_id)
+        serializer.is_valid(raise_exception=True)
+        bundle = services.bundle_update(
+            bundle_id=bundle_id, actor=request.user, data=serializer.validated_data, request=request
+        )
+        return Response(TokenBundleSerializer(bundle).data)
+
+    @extend_schema(responses={200: TokenBundleSerializer})
+    def delete(self, request, bundle_id: int):
+        bundle = services.bundle_deactivate(bundle_id=bundle_id, actor=request.user, request=request)
+        return Response(TokenBundleSerializer(bundle).data)
+
+
+@extend_schema(exclude=True)
+class BundleDetailSlashView(BundleDetailView):
+    """`bundles/{id}/`: the same view, listed once in the schema (without the slash)."""
+
+
+class BundlePurchaseView(APIView):
+    """Buy a bundle: every token's plaintext `token` is in this answer only (a replayed
+    Idempotency-Key answer shows `token: null`: it is never stored)."""
+
+    @extend_schema(
+        request=None, responses={201: BundlePurchaseResultSerializer}, parameters=[IDEMPOTENCY_HEADER]
+    )
+    def post(self, request, bundle_id: int):
+        def buy():
+            purchase = services.bundle_purchase(user=request.user, bundle_id=bundle_id, request=request)
+            tokens = [issued.token for issued in purchase.issued]
+            plaintexts = {issued.token.pk: issued.plaintext for issued in purchase.issued}
+            body = {
+                "purchase_id": purchase.purchase_id,
+                "bundle": TokenBundleSerializer(purchase.bundle).data,
+                "tokens": BundleTokenSerializer(tokens, many=True, context={"plaintexts": plaintexts}).data,
+                "total_price": f"{purchase.total_price:.2f}",
+                "balance": f"{purchase.transaction.balance_after:.2f}",
+            }
+            return Response(body, status=status.HTTP_201_CREATED)
+
+        # The body does not name the bundle, so the scope does: a replay can only answer for the
+        # bundle in the path (a key reused for another bundle is another purchase).
+        return run_idempotent(
+            request=request, scope=f"bundles.purchase:{bundle_id}", handler=buy, redact=frozenset({"token"})
+        )

@@ -1,0 +1,85 @@
+"""The `gauges` job: count active tokens, open proxy sessions and users into Prometheus gauges.
+
+The job runs in a Celery worker, but `/metrics` is served by the web processes. So the figures
+are also kept in the shared key-value store, and (outside Prometheus multiprocess mode) the
+gauges defined here read them from there at scrape time. In multiprocess mode
+(`PROMETHEUS_MULTIPROC_DIR`) the values the job sets reach every process through the shared
+directory instead.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from monitoring.metrics import active_tokens_gauge, registered_users_gauge
+from tokens.models import AccessToken
+from zenzefi.kv import get_kv
+
+GAUGES_KEY = "gauges:figures"
+GAUGES_TTL = 300  # five missed runs: then the gauges read 0 rather than a stale figure
+
+
+def _proxy_gauge():
+    try:
+        from proxy.metrics import active_proxy_sessions
+    except ImportError:  # pragma: no cover - the proxy app is optional for this module
+        return None
+    return active_proxy_sessions
+
+
+def _open_sessions() -> int:
+    try:
+        from proxy.models import ProxySession
+    except ImportError:  # pragma: no cover
+        return 0
+    return ProxySession.objects.filter(ended_at__isnull=True).count()
+
+
+def gauge_figures(*, now: datetime | None = None) -> dict[str, int]:
+    now = now or timezone.now()
+    users = get_user_model().objects.aggregate(
+        total=Count("pk"), active=Count("pk", filter=Q(is_active=True))
+    )
+    return {
+        "active_tokens": AccessToken.objects.filter(
+            activated_at__isnull=False, revoked_at__isnull=True, expires_at__gt=now
+        ).count(),
+        "active_proxy_sessions": _open_sessions(),
+        "users_total": users["total"],
+        "users_active": users["active"],
+    }
+
+
+def gauges_refresh(*, now: datetime | None = None) -> dict[str, int]:
+    """Compute the figures, set the gauges in this process and share them through the store."""
+    figures = gauge_figures(now=now)
+    active_tokens_gauge.set(figures["active_tokens"])
+    registered_users_gauge.labels(state="all").set(figures["users_total"])
+    registered_users_gauge.labels(state="active").set(figures["users_active"])
+    proxy_gauge = _proxy_gauge()
+    if proxy_gauge is not None:
+        proxy_gauge.set(figures["active_proxy_sessions"])
+    get_kv().set(GAUGES_KEY, figures, GAUGES_TTL)
+    return figures
+
+
+def cached_figure(name: str) -> float:
+    try:
+        figures = get_kv().get(GAUGES_KEY) or {}
+    except Exception:  # a scrape must never fail because the store is down
+        return 0.0
+    return float(figures.get(name, 0))
+
+
+def install_scrape_functions() -> None:
+    """Outside multiprocess mode, make this process's gauges read the job's shared figures."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    active_tokens_gauge.set_function(lambda: cached_figure("active_tokens"))
+    registered_users_gauge.labels(state="all").set_function(lambda: cached_figure("users_total"))
+    registered_users_gauge.labels(state="active").set_function(lambda: cached_figure("users_active"))

@@ -1,0 +1,93 @@
+"""The beat schedule of SPEC §10, installed into django-celery-beat's tables (editable in the
+admin under "Periodic tasks") by `manage.py install_schedule`.
+
+Entries are matched by name: installing again updates their task and interval and never adds
+a duplicate; whether an entry is enabled stays the operator's choice once it exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils.module_loading import import_string
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    task: str  # the task function's dotted path; its registered Celery name is looked up
+    every: int = 0
+    period: str = IntervalSchedule.SECONDS
+    crontab: dict | None = None  # minute/hour/... for time-of-day jobs
+
+
+SCHEDULE: tuple[Entry, ...] = (
+    Entry("expire tokens", "tokens.tasks.expire_tokens", 60),
+    Entry("close idle sessions", "proxy.tasks.close_idle_sessions", 120),
+    Entry("flush usage counters", "proxy.tasks.flush_proxy_counters", 30),
+    Entry("health checks", "monitoring.tasks.run_health_checks", 50),
+    Entry("token expiring soon", "notifications.tasks.notify_expiring_tokens", 6, IntervalSchedule.HOURS),
+    Entry("low balance", "notifications.tasks.notify_low_balance", 12, IntervalSchedule.HOURS),
+    Entry("audit retention", "audit.tasks.purge_old_audit_entries", crontab={"minute": "30", "hour": "4"}),
+    Entry("gauges", "monitoring.tasks.refresh_gauges", 30),
+    # Safety nets (not in SPEC §10): queue again what a lost task left behind.
+    Entry("webhook redelivery", "webhooks.tasks.requeue_overdue_deliveries", 5, IntervalSchedule.MINUTES),
+    Entry("email redelivery", "notifications.tasks.requeue_stuck_emails", 10, IntervalSchedule.MINUTES),
+    Entry("auto-renewal", "renewals.tasks.renew_expiring_tokens", 5, IntervalSchedule.MINUTES),
+    Entry("backups", "backups.tasks.backup_database", crontab={"minute": "0", "hour": "3"}),
+)
+
+
+def task_name(path: str) -> str:
+    """The name Celery registered for the task at `path` (a task may set its own `name=`);
+    the path itself when the module cannot be imported here."""
+    try:
+        return import_string(path).name
+    except (ImportError, AttributeError):
+        return path
+
+
+def _interval(every: int, period: str) -> IntervalSchedule:
+    found = IntervalSchedule.objects.filter(every=every, period=period).order_by("pk").first()
+    return found or IntervalSchedule.objects.create(every=every, period=period)
+
+
+def _crontab(fields: dict) -> CrontabSchedule:
+    values = {"minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"}
+    values.update(fields)
+    found = CrontabSchedule.objects.filter(**values, timezone="UTC").order_by("pk").first()
+    return found or CrontabSchedule.objects.create(**values, timezone="UTC")
+
+
+@transaction.atomic
+def schedule_install(entries: tuple[Entry, ...] = SCHEDULE) -> dict[str, str]:
+    """Create or update each entry by name. Returns {name: "created" | "updated" | "unchanged"}."""
+    result: dict[str, str] = {}
+    for entry in entries:
+        registered = task_name(entry.task)
+        interval = None if entry.crontab else _interval(entry.every, entry.period)
+        crontab = _crontab(entry.crontab) if entry.crontab else None
+        task = PeriodicTask.objects.select_for_update().filter(name=entry.name).first()
+        if task is None:
+            PeriodicTask.objects.create(name=entry.name, task=registered, interval=interval, crontab=crontab)
+            result[entry.name] = "created"
+            continue
+        if (
+            (task.task, task.interval_id, task.crontab_id)
+            == (
+                registered,
+                interval.pk if interval else None,
+                crontab.pk if crontab else None,
+            )
+            and task.solar_id is None
+            and task.clocked_id is None
+        ):
+            result[entry.name] = "unchanged"
+            continue
+        task.task, task.interval, task.crontab = registered, interval, crontab
+        task.solar = task.clocked = None
+        task.save()
+        result[entry.name] = "updated"
+    return result

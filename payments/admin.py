@@ -1,0 +1,104 @@
+from django.conf import settings
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from payments.models import ExchangeRate, Payment, PaymentStatus
+from payments.services import payment_complete
+from zenzefi.errors import ApplicationError
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    """Payments are written by `payments.services` only: every field is read-only here. The
+    action completes pending mock payments through the same service as a provider callback."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "user",
+        "provider",
+        "amount",
+        "currency",
+        "original_amount",
+        "exchange_rate",
+        "status",
+        "completed_at",
+    )
+    list_filter = ("status", "provider", "currency")
+    search_fields = ("user__username", "user__email", "provider_payment_id")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    actions = ["mark_succeeded_mock"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Mark succeeded (mock payments only; credits once)")
+    def mark_succeeded_mock(self, request, queryset):
+        if not settings.MOCK_PAYMENTS_ENABLED:
+            self.message_user(request, "Mock payments are disabled (MOCK_PAYMENTS_ENABLED).", messages.ERROR)
+            return
+        credited = skipped = 0
+        for payment in queryset.order_by("pk"):
+            if payment.provider != "mock" or payment.status != PaymentStatus.PENDING:
+                skipped += 1
+                continue
+            try:
+                done = payment_complete(
+                    payment_id=payment.pk, source="admin_action", actor=request.user, request=request
+                )
+            except ApplicationError as exc:
+                self.message_user(request, f"Payment {payment.pk}: {exc.detail}", messages.ERROR)
+                continue
+            credited += int(done.credited)
+            skipped += int(not done.credited)
+        self.message_user(
+            request,
+            f"{credited} payment(s) credited; {skipped} skipped (not pending or not mock).",
+            messages.INFO,
+        )
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    """Staff-maintained rates. A rate is history once payments used it: add a new one (with its
+    `valid_from`) instead of editing; rows cannot be changed or deleted."""
+
+    list_display = ("currency", "rate", "valid_from", "created_at", "created_by")
+    list_filter = ("currency",)
+    fields = ("currency", "rate", "valid_from")
+    date_hierarchy = "valid_from"
+
+    def get_changeform_initial_data(self, request):
+        return {"valid_from": timezone.now()}
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        from audit.services import audit_record
+
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        audit_record(
+            action="exchange_rate.create",
+            actor=request.user,
+            resource_type="exchange_rate",
+            resource_id=obj.pk,
+            details={
+                "currency": obj.currency,
+                "rate": str(obj.rate),
+                "valid_from": obj.valid_from.isoformat(),
+            },
+            request=request,
+        )

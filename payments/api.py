@@ -1,0 +1,111 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from idempotency.services import run_idempotent
+from payments import selectors, services
+from payments.providers import SIGNATURE_HEADER
+from payments.serializers import (
+    CallbackResultSerializer,
+    ExchangeRateSerializer,
+    PaymentCreateSerializer,
+    PaymentSerializer,
+)
+from zenzefi.permissions import IsStaff
+
+
+class PaymentCreateView(APIView):
+    """Start a top-up: a pending Payment and the provider's checkout URL. `currency` (ZNC by
+    default, or RUB/USD/EUR at the current rate). Honours `Idempotency-Key`."""
+
+    @extend_schema(
+        request=PaymentCreateSerializer,
+        responses={201: PaymentSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def post(self, request):
+        serializer = PaymentCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+
+        def create():
+            payment = services.payment_create(
+                user=request.user, amount=data["amount"], currency=data["currency"], request=request
+            )
+            return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+        return run_idempotent(request=request, scope="currency.purchase", handler=create)
+
+
+class PaymentListView(ListAPIView):
+    """Your payments (top-ups), newest first; `skip`, `limit`."""
+
+    serializer_class = PaymentSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        return selectors.payment_list(user=self.request.user)
+
+
+class PaymentDetailView(APIView):
+    """One of your payments (a pending one of a real provider is re-checked with the provider)."""
+
+    @extend_schema(responses={200: PaymentSerializer})
+    def get(self, request, payment_id: int):
+        payment = selectors.payment_get(user=request.user, payment_id=payment_id)
+        payment = (
+            services.payment_refresh(payment=payment, request=request)
+            if payment.provider != "mock"
+            else payment
+        )
+        return Response(PaymentSerializer(payment).data)
+
+
+class PaymentSimulateView(APIView):
+    """Staff: complete a pending mock payment (only while MOCK_PAYMENTS_ENABLED)."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=None, responses={200: PaymentSerializer})
+    def post(self, request, payment_id: int):
+        payment = services.payment_simulate(payment_id=payment_id, actor=request.user, request=request)
+        return Response(PaymentSerializer(payment).data)
+
+
+class PaymentCallbackView(APIView):
+    """The payment provider's callback (SPEC §7). Mock provider: the raw JSON body signed with
+    HMAC-SHA256 (PAYMENT_WEBHOOK_SECRET) in `X-Payment-Signature: sha256=<hex>`. YooKassa
+    (`?provider=yookassa`): unsigned; the status is fetched from YooKassa's API instead.
+    Bad signature → 400, unknown payment → 404; credited exactly once however often it comes."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    throttle_classes = []  # providers call from a few addresses; the signature is the gate
+
+    @extend_schema(
+        request={"application/json": dict},
+        responses={200: CallbackResultSerializer},
+        parameters=[
+            OpenApiParameter("provider", str, enum=["mock", "yookassa"], required=False),
+            OpenApiParameter(SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=False),
+        ],
+    )
+    def post(self, request):
+        body = request.body  # the raw bytes, exactly as signed
+        payment, outcome = services.payment_callback_process(
+            provider=request.query_params.get("provider"), body=body, headers=request.headers, request=request
+        )
+        return Response({"payment_id": payment.pk, "status": payment.status, "outcome": outcome})
+
+
+class ExchangeRateListView(APIView):
+    """The current rates (ZNC per unit) for top-ups priced in RUB, USD or EUR."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: ExchangeRateSerializer(many=True)})
+    def get(self, request):
+        return Response(ExchangeRateSerializer(selectors.rates_current(), many=True).data)

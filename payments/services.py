@@ -1,0 +1,380 @@
+"""Top-ups through a payment provider (SPEC §7): create, complete exactly once, cancel, callbacks.
+
+Exactly once: completing locks the Payment row and moves it pending → succeeded with a
+conditional UPDATE; the DEPOSIT (and the referral rule) is written in that same transaction
+through `currency.services.deposit_credit`. However often, and however concurrently, a
+callback for a payment arrives, one caller wins the UPDATE and credits; the others see
+"already succeeded" and credit nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from audit.services import audit_record
+from currency.services import deposit_credit, validate_topup_amount
+from payments.exchange import convert_from_znc, convert_to_znc
+from payments.models import Payment, PaymentStatus
+from payments.providers import (
+    InvalidSignature,
+    PaymentProvider,
+    ProviderError,
+    ProviderStatus,
+    TopupsUnavailable,
+    get_provider,
+)
+from zenzefi.errors import Conflict, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
+
+
+class PaymentNotFound(NotFound):
+    code = "payment_not_found"
+    default_detail = "Payment not found."
+
+
+@dataclass(frozen=True)
+class Completion:
+    payment: Payment
+    credited: bool  # True only for the one call that moved it to succeeded
+
+
+# --- create --------------------------------------------------------------------------------------
+
+
+def payment_create(
+    *, user: User, amount: Decimal, currency: str | None = None, provider: str | None = None, request=None
+) -> Payment:
+    """A pending payment of `amount` `currency` (ZNC by default) and the provider's checkout URL.
+
+    The ZNC amount (converted with Decimal at the current rate, half-up to 0.01) must be within
+    TOPUP_MIN_AMOUNT..TOPUP_MAX_AMOUNT. A provider that cannot charge the asked currency charges
+    its own one at the current rate (e.g. YooKassa charges RUB for a top-up asked in ZNC)."""
+    backend = get_provider(provider)
+    if not backend.available():
+        raise TopupsUnavailable()
+    conversion = convert_to_znc(amount=amount, currency=currency or "ZNC")
+    validate_topup_amount(conversion.znc_amount)
+    if conversion.currency not in backend.currencies:
+        conversion = convert_from_znc(znc_amount=conversion.znc_amount, currency=backend.default_currency)
+
+    with transaction.atomic():
+        payment = Payment.objects.create(
+            user=user,
+            provider=backend.name,
+            amount=conversion.znc_amount,
+            currency=conversion.currency,
+            original_amount=conversion.original_amount,
+            exchange_rate=conversion.rate,
+        )
+        # A provider error rolls the payment back: nothing is left pending that nobody can pay.
+        created = backend.create_payment(payment)
+        payment.provider_payment_id = created.provider_payment_id
+        payment.checkout_url = created.checkout_url
+        payment.save(update_fields=["provider_payment_id", "checkout_url"])
+        audit_record(
+            action="payment.create",
+            actor=user,
+            resource_type="payment",
+            resource_id=payment.pk,
+            details={
+                "provider": backend.name,
+                "provider_payment_id": payment.provider_payment_id,
+                "amount": str(payment.amount),
+                "currency": payment.currency,
+                "original_amount": str(payment.original_amount),
+                "exchange_rate": str(payment.exchange_rate),
+            },
+            request=request,
+        )
+    return payment
+
+
+# --- complete / cancel ---------------------------------------------------------------------------
+
+
+def payment_complete(
+    *, payment_id: int, source: str, actor: User | None = None, request=None, details: dict | None = None
+) -> Completion:
+    """Move a pending payment to succeeded and credit its ZNC amount, exactly once.
+
+    Any other state is left alone (`credited=False`): a replayed or concurrent callback is a
+    no-op. The audit entry `payment.succeeded` and the email/webhook ride on the same commit."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update(of=("self",)).filter(pk=payment_id).first()
+        if payment is None:
+            raise PaymentNotFound()
+        if payment.status != PaymentStatus.PENDING:
+            return Completion(payment=payment, credited=False)
+        now = timezone.now()
+        # Conditional even under the row lock: without row locks (SQLite) only one wins too.
+        won = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+            status=PaymentStatus.SUCCEEDED, completed_at=now
+        )
+        if not won:  # pragma: no cover - only without row locks
+            payment.refresh_from_db()
+            return Completion(payment=payment, credited=False)
+        deposit = deposit_credit(
+            user=payment.user,
+            amount=payment.amount,
+            description=f"Top-up via {payment.provider} (payment #{payment.pk})",
+            reference=f"payment:{payment.pk}",
+            actor=actor,
+            request=request,
+            audit_details={
+                "provider": payment.provider,
+                "payment_id": payment.pk,
+                "currency": payment.currency,
+                "original_amount": str(payment.original_amount),
+                "exchange_rate": str(payment.exchange_rate),
+            },
+        )
+        Payment.objects.filter(pk=payment.pk).update(deposit=deposit)
+        payment.refresh_from_db()
+        audit_record(
+            action="payment.succeeded",
+            actor=actor or payment.user,
+            resource_type="payment",
+            resource_id=payment.pk,
+            details={
+                "source": source,
+                "provider": payment.provider,
+                "provider_payment_id": payment.provider_payment_id,
+                "amount": str(payment.amount),
+                "transaction_id": deposit.pk,
+                **(details or {}),
+            },
+            request=request,
+        )
+        _notify_succeeded(payment=payment, balance=deposit.balance_after)
+        return Completion(payment=payment, credited=True)
+
+
+def payment_cancel(
+    *, payment_id: int, source: str, actor: User | None = None, request=None
+) -> tuple[Payment, bool]:
+    """pending → canceled (nothing credited); any other state is left alone. Returns the payment
+    and whether this call canceled it."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update(of=("self",)).filter(pk=payment_id).first()
+        if payment is None:
+            raise PaymentNotFound()
+        changed = bool(
+            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+                status=PaymentStatus.CANCELED, completed_at=timezone.now()
+            )
+        )
+        if changed:
+            audit_record(
+                action="payment.canceled",
+                actor=actor or payment.user,
+                resource_type="payment",
+                resource_id=payment.pk,
+                details={"source": source, "provider": payment.provider},
+                request=request,
+            )
+        payment.refresh_from_db()
+        return payment, changed
+
+
+def _notify_succeeded(*, payment: Payment, balance: Decimal) -> None:
+    from notifications.models import NotificationKind
+    from notifications.services import notification_create
+
+    context = {
+        "payment_id": payment.pk,
+        "amount": f"{payment.amount:.2f}",
+        "currency": payment.currency,
+        "original_amount": f"{payment.original_amount:.2f}",
+        "balance": f"{balance:.2f}",
+        "completed_at": payment.completed_at.isoformat() if payment.completed_at else None,
+    }
+    notification_create(
+        user=payment.user,
+        kind=NotificationKind.PAYMENT_RECEIVED,
+        context=context,
+        dedupe_key=f"payment_received:payment:{payment.pk}",
+        webhook_event="payment.succeeded",
+        webhook_data={**context, "provider": payment.provider, "exchange_rate": str(payment.exchange_rate)},
+    )
+
+
+def _apply(
+    *, payment: Payment, status: ProviderStatus, source: str, actor: User | None = None, request=None
+) -> str:
+    """Apply a trusted provider status to our payment; returns the outcome for the audit."""
+    if status.status == PaymentStatus.SUCCEEDED:
+        if status.amount is not None and (
+            status.amount != payment.original_amount
+            or (status.currency or payment.currency) != payment.currency
+        ):
+            audit_record(
+                action="payment.amount_mismatch",
+                resource_type="payment",
+                resource_id=payment.pk,
+                details={
+                    "expected": f"{payment.original_amount:.2f} {payment.currency}",
+                    "reported": f"{status.amount} {status.currency}",
+                },
+                request=request,
+                suspicious=True,
+            )
+            raise InvalidInput("The paid amount does not match the payment.", code="amount_mismatch")
+        done = payment_complete(payment_id=payment.pk, source=source, actor=actor, request=request)
+        return "credited" if done.credited else f"already_{done.payment.status}"
+    if status.status == PaymentStatus.CANCELED:
+        after, changed = payment_cancel(payment_id=payment.pk, source=source, actor=actor, request=request)
+        return "canceled" if changed else f"already_{after.status}"
+    return "pending"
+
+
+# --- callbacks -----------------------------------------------------------------------------------
+
+
+def payment_callback_process(
+    *, provider: str | None, body: bytes, headers, request=None
+) -> tuple[Payment, str]:
+    """Verify a provider callback and apply it. Every callback is audited (`payment.callback`);
+    a bad signature is a 400 with a suspicious audit entry, an unknown payment a 404; neither
+    credits anything."""
+    backend: PaymentProvider = get_provider(provider or "mock")
+    if backend.name == "mock" and not backend.available():
+        # The mock provider follows MOCK_PAYMENTS_ENABLED: switched off, its callbacks do not exist.
+        audit_record(
+            action="payment.callback_rejected",
+            resource_type="payment",
+            details={"provider": backend.name, "reason": "provider_disabled"},
+            request=request,
+        )
+        raise NotFound("Mock payments are disabled.", code="mock_payments_disabled")
+    try:
+        status = backend.parse_callback(body=body, headers=headers)
+    except InvalidSignature:
+        audit_record(
+            action="payment.callback_rejected",
+            resource_type="payment",
+            details={"provider": backend.name, "reason": "invalid_signature", "bytes": len(body or b"")},
+            request=request,
+            suspicious=True,
+        )
+        raise
+    except (InvalidInput, ProviderError) as exc:
+        audit_record(
+            action="payment.callback_rejected",
+            resource_type="payment",
+            details={"provider": backend.name, "reason": exc.code},
+            request=request,
+        )
+        raise
+    payment = Payment.objects.filter(
+        provider=backend.name, provider_payment_id=status.provider_payment_id
+    ).first()
+    if payment is None:
+        audit_record(
+            action="payment.callback",
+            resource_type="payment",
+            details={
+                "provider": backend.name,
+                "provider_payment_id": status.provider_payment_id,
+                "status": status.status,
+                "outcome": "unknown_payment",
+            },
+            request=request,
+        )
+        raise PaymentNotFound()
+    outcome = _apply(payment=payment, status=status, source="callback", request=request)
+    audit_record(
+        action="payment.callback",
+        resource_type="payment",
+        resource_id=payment.pk,
+        details={
+            "provider": backend.name,
+            "provider_payment_id": payment.provider_payment_id,
+            "status": status.status,
+            "outcome": outcome,
+        },
+        request=request,
+    )
+    payment.refresh_from_db()
+    return payment, outcome
+
+
+def payment_refresh(*, payment: Payment, request=None) -> Payment:
+    """Ask the provider for the payment's status and apply it (e.g. when the customer returns
+    from a real provider's checkout before its notification arrived)."""
+    if payment.status != PaymentStatus.PENDING or not payment.provider_payment_id:
+        return payment
+    status = get_provider(payment.provider).fetch_status(payment.provider_payment_id)
+    _apply(payment=payment, status=status, source="status_check", request=request)
+    payment.refresh_from_db()
+    return payment
+
+
+# --- the mock provider's checkout and the staff simulation ---------------------------------------
+
+
+def mock_payment_for(*, user: User, provider_payment_id: str) -> Payment:
+    """The caller's pending-or-finished mock payment (404 for anyone else's or an unknown one)."""
+    payment = Payment.objects.filter(
+        provider="mock", provider_payment_id=provider_payment_id, user=user
+    ).first()
+    if payment is None:
+        raise PaymentNotFound()
+    return payment
+
+
+def mock_checkout_submit(*, user: User, provider_payment_id: str, pay: bool, request=None) -> Completion:
+    """The mock checkout page's "pay" / "cancel" (only while MOCK_PAYMENTS_ENABLED). Audited as a
+    callback of the mock provider; "pay" credits once however often it is submitted."""
+    if not get_provider("mock").available():
+        raise TopupsUnavailable()
+    payment = mock_payment_for(user=user, provider_payment_id=provider_payment_id)
+    if pay:
+        outcome_status = ProviderStatus(
+            provider_payment_id=provider_payment_id, status=PaymentStatus.SUCCEEDED
+        )
+    else:
+        outcome_status = ProviderStatus(
+            provider_payment_id=provider_payment_id, status=PaymentStatus.CANCELED
+        )
+    with transaction.atomic():
+        outcome = _apply(
+            payment=payment, status=outcome_status, source="mock_checkout", actor=user, request=request
+        )
+        audit_record(
+            action="payment.callback",
+            actor=user,
+            resource_type="payment",
+            resource_id=payment.pk,
+            details={
+                "provider": "mock",
+                "provider_payment_id": provider_payment_id,
+                "status": outcome_status.status,
+                "outcome": outcome,
+                "via": "checkout_page",
+            },
+            request=request,
+        )
+    payment.refresh_from_db()
+    return Completion(payment=payment, credited=outcome == "credited")
+
+
+def payment_simulate(*, payment_id: int, actor: User, request=None) -> Payment:
+    """Staff: complete a pending mock payment (as if the customer paid)."""
+    if not get_provider("mock").available():
+        raise NotFound("Mock payments are disabled.", code="mock_payments_disabled")
+    payment = Payment.objects.filter(pk=payment_id).first()
+    if payment is None:
+        raise PaymentNotFound()
+    if payment.provider != "mock":
+        raise InvalidInput("Only mock payments can be simulated.", code="not_mock_payment")
+    done = payment_complete(payment_id=payment.pk, source="staff_simulation", actor=actor, request=request)
+    if not done.credited:
+        raise Conflict(f"This payment is {done.payment.status}, not pending.", code="payment_not_pending")
+    return done.payment

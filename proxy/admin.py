@@ -1,0 +1,51 @@
+from django.contrib import admin
+
+from proxy.models import ProxySession
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("ended", "Ended")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(ended_at__isnull=True)
+        if self.value() == "ended":
+            return queryset.filter(ended_at__isnull=False)
+        return queryset
+
+
+@admin.register(ProxySession)
+class ProxySessionAdmin(admin.ModelAdmin):
+    """Read-only: sessions are written by the proxy and its jobs only."""
+
+    list_display = (
+        "id",
+        "user",
+        "token",
+        "device_id",
+        "ip",
+        "started_at",
+        "last_seen",
+        "ended_at",
+        "request_count",
+        "bytes_in",
+        "bytes_out",
+    )
+    list_filter = (OpenFilter, "started_at", "ended_at")
+    search_fields = ("device_id", "ip", "user__username", "user__email", "token__prefix")
+    date_hierarchy = "started_at"
+    list_select_related = ("user", "token")
+    raw_id_fields = ("user", "token")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

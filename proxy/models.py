@@ -1,0 +1,40 @@
+from django.conf import settings
+from django.db import models
+
+
+class ProxySession(models.Model):
+    """One device's use of one token through the proxy, from its first request until it goes idle.
+
+    Started (and a previous one ended) by `proxy.services.session_start`; the counters and
+    `last_seen` accumulate in the shared key-value store on the hot path and are written here by
+    `flush_proxy_counters`; `close_idle_sessions` sets `ended_at`. `key` is the session's id in the
+    key-value store.
+    """
+
+    key = models.CharField(max_length=32, unique=True, editable=False)
+    token = models.ForeignKey("tokens.AccessToken", on_delete=models.CASCADE, related_name="proxy_sessions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="proxy_sessions"
+    )
+    device_id = models.CharField(max_length=128)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    request_count = models.PositiveBigIntegerField(default=0)
+    bytes_in = models.PositiveBigIntegerField(default=0)
+    bytes_out = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["token", "ended_at"]),
+            models.Index(fields=["user", "started_at"]),
+            models.Index(fields=["ended_at", "last_seen"]),
+            models.Index(fields=["device_id"]),
+        ]
+
+    def __str__(self) -> str:
+        state = "open" if self.ended_at is None else "ended"
+        return f"session {self.pk} token {self.token_id} device {self.device_id} ({state})"

@@ -1,0 +1,179 @@
+"""Proxy session writes: start (and take over), flush the counters, close idle sessions, and the
+token's lazy activation and device-conflict audit as the proxy calls them.
+
+The proxy calls these through `sync_to_async` only when a session starts or something rare
+happens; in steady state the hot path touches the key-value store only (see `proxy.state`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from audit.services import audit_record
+from proxy.metrics import active_proxy_sessions
+from proxy.models import ProxySession
+from proxy.state import get_state
+from tokens.models import AccessToken
+from tokens.services import token_activate
+
+
+def request_meta(ip: str | None, user_agent: str) -> SimpleNamespace:
+    """The little of a request that `audit_record` reads."""
+    return SimpleNamespace(META={"REMOTE_ADDR": ip or "", "HTTP_USER_AGENT": user_agent or ""})
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def _apply_counters(session: ProxySession, counters: dict | None) -> list[str]:
+    """Copy the kv counters (absolute totals) into the row; the fields that changed."""
+    if not counters:
+        return []
+    changed = []
+    for field, name in (("request_count", "n"), ("bytes_in", "bi"), ("bytes_out", "bo")):
+        value = int(counters.get(name, 0))
+        if value > getattr(session, field):
+            setattr(session, field, value)
+            changed.append(field)
+    if counters.get("ls"):
+        last_seen = _dt(float(counters["ls"]))
+        if last_seen > session.last_seen:
+            session.last_seen = last_seen
+            changed.append("last_seen")
+    return changed
+
+
+def _end(session: ProxySession, now: datetime) -> None:
+    """End a session with its final counters; it ended when it went idle (last request + idle
+    time) or now, whichever came first."""
+    state = get_state()
+    _apply_counters(session, state.counters(session.key))
+    idle = timedelta(minutes=settings.SESSION_IDLE_MINUTES)
+    session.ended_at = max(session.last_seen, min(now, session.last_seen + idle))
+    session.save(update_fields=["request_count", "bytes_in", "bytes_out", "last_seen", "ended_at"])
+    transaction.on_commit(lambda key=session.key: state.drop_counters(key))
+
+
+def update_active_gauge() -> int:
+    count = ProxySession.objects.filter(ended_at__isnull=True).count()
+    active_proxy_sessions.set(count)
+    return count
+
+
+@transaction.atomic
+def session_start(
+    *,
+    token_id: int,
+    user_id: int,
+    device_id: str,
+    key: str,
+    ip: str | None = None,
+    user_agent: str = "",
+    now: datetime | None = None,
+) -> ProxySession:
+    """A device starts using a token: end the token's open sessions (idle ones, or a takeover) with
+    their final counters, and open a new one."""
+    now = now or timezone.now()
+    for old in ProxySession.objects.select_for_update().filter(token_id=token_id, ended_at__isnull=True):
+        _end(old, now)
+    session = ProxySession.objects.create(
+        key=key,
+        token_id=token_id,
+        user_id=user_id,
+        device_id=device_id,
+        ip=ip or None,
+        user_agent=(user_agent or "")[:512],
+        started_at=now,
+        last_seen=now,
+    )
+    transaction.on_commit(update_active_gauge)
+    return session
+
+
+def sessions_flush_counters() -> int:
+    """Write the kv counters of every open session into its row. Idempotent: the kv holds
+    absolute totals, so running it twice (or concurrently) writes the same numbers."""
+    state = get_state()
+    updated = 0
+    for session in ProxySession.objects.filter(ended_at__isnull=True).iterator():
+        changed = _apply_counters(session, state.counters(session.key))
+        if changed:
+            session.save(update_fields=changed)
+            updated += 1
+    update_active_gauge()
+    return updated
+
+
+def sessions_close_idle(*, now: datetime | None = None) -> list[int]:
+    """End open sessions without a request for SESSION_IDLE_MINUTES (ended_at = last request +
+    the idle time). Idempotent: an ended session is never touched again."""
+    now = now or timezone.now()
+    idle = timedelta(minutes=settings.SESSION_IDLE_MINUTES)
+    state = get_state()
+    closed = []
+    for session in ProxySession.objects.filter(ended_at__isnull=True).iterator():
+        _apply_counters(session, state.counters(session.key))
+        if session.last_seen + idle > now:
+            continue
+        with transaction.atomic():
+            row = (
+                ProxySession.objects.select_for_update().filter(pk=session.pk, ended_at__isnull=True).first()
+            )
+            if row is None:
+                continue
+            _end(row, now)
+            closed.append(row.pk)
+    update_active_gauge()
+    return closed
+
+
+def token_activate_for_proxy(
+    *, token_id: int, ip: str | None = None, user_agent: str = ""
+) -> datetime | None:
+    """Lazy activation at the first successful proxied request (idempotent: once per token)."""
+    token = AccessToken.objects.select_related("user").filter(pk=token_id).first()
+    if token is None:
+        return None
+    token = token_activate(token=token, request=request_meta(ip, user_agent))
+    return token.activated_at
+
+
+def device_conflict_record(
+    *,
+    token_id: int,
+    user_id: int,
+    device_id: str,
+    active_device: str,
+    ip: str | None = None,
+    user_agent: str = "",
+) -> None:
+    audit_record(
+        action="proxy.device_conflict",
+        actor=User(pk=user_id),
+        resource_type="token",
+        resource_id=token_id,
+        details={"device_id": device_id, "active_device_id": active_device},
+        request=request_meta(ip, user_agent),
+        suspicious=True,
+    )
+
+
+def audit_rate_limit(
+    *, token_id: int, user_id: int, limit: int, ip: str | None = None, user_agent: str = ""
+) -> None:
+    audit_record(
+        action="rate_limit.hit",
+        actor=User(pk=user_id),
+        resource_type="token",
+        resource_id=token_id,
+        details={"scope": "proxy", "limit": f"{limit}/min"},
+        request=request_meta(ip, user_agent),
+        suspicious=True,
+    )

@@ -1,0 +1,146 @@
+"""Proxy state in the shared key-value store (never the database on the hot path).
+
+Keys (under the kv prefix of `zenzefi.kv`):
+  tokval:{digest}           the token validation cache entry (owned by tokens.validation)
+  pxrl:{digest}:{minute}    per-token request counter of the current minute (atomic INCR + TTL)
+  pxdev:{digest}            the active session: {"dev", "sid", "tid", "st", "ts"} (device, session
+                            key, token id, started, last seen); older than SESSION_IDLE_MINUTES = idle
+  pxs:{sid}                 the session's counters: n (requests), bi/bo (bytes in/out), ls (last seen)
+  pxclaim:{digest}          short lock while one request starts a session
+  pxconf:{digest}:{dev}     de-duplicates device-conflict audit entries
+  pxck:{cookie id}          browser mode: cookie session id -> {"d": token digest, "dev": device}
+
+A steady-state request costs one pipelined round trip (validation entry, rate-limit INCR, device
+record) on redis.asyncio; session counters and "last seen" are batched per worker and written
+every PROXY_COUNTER_FLUSH_SECONDS in one pipeline. On the embedded default (file cache) each step
+is one thread hop doing the same work, not atomic across processes, which the embedded default
+accepts (production runs Redis).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from zenzefi.kv import CacheKV, RedisKV, get_kv
+
+COUNTERS_TTL = 7 * 24 * 3600
+
+# Refresh "last seen" only if the record still belongs to this session (a takeover may have
+# replaced it meanwhile); never resurrect an expired record.
+_TOUCH_LUA = """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.find(cur, ARGV[2], 1, true) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+def device_key(digest: str) -> str:
+    return f"pxdev:{digest}"
+
+
+def counters_key(sid: str) -> str:
+    return f"pxs:{sid}"
+
+
+def _decode_counters(raw: dict) -> dict[str, float]:
+    return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+
+
+class RedisState:
+    def __init__(self, kv: RedisKV):
+        self.kv = kv
+
+    async def admit(self, digest: str, window: int, validation_key: str) -> tuple[Any, int, dict | None]:
+        """One round trip: the validation cache entry, this request counted in the token's minute,
+        and the active session record."""
+        kv = self.kv
+        rl = kv._k(f"pxrl:{digest}:{window}")
+        pipe = kv._aclient().pipeline(transaction=False)
+        pipe.get(kv._k(validation_key))
+        pipe.incr(rl)
+        pipe.expire(rl, 120, nx=True)
+        pipe.get(kv._k(device_key(digest)))
+        cached, count, _, device = await pipe.execute()
+        return (
+            json.loads(cached) if cached else None,
+            int(count),
+            json.loads(device) if device else None,
+        )
+
+    async def touch_many(self, entries: list[dict], ttl: int) -> None:
+        """Write batched session counters and "last seen" (one pipeline for all sessions)."""
+        kv = self.kv
+        pipe = kv._aclient().pipeline(transaction=False)
+        for e in entries:
+            record = {**e["record"], "ts": e["ts"]}
+            pipe.eval(_TOUCH_LUA, 1, kv._k(device_key(e["digest"])), json.dumps(record), record["sid"], ttl)
+            key = kv._k(counters_key(record["sid"]))
+            for field in ("n", "bi", "bo"):
+                if e[field]:
+                    pipe.hincrby(key, field, e[field])
+            pipe.hset(key, "ls", e["ts"])
+            pipe.expire(key, COUNTERS_TTL)
+        await pipe.execute()
+
+    # --- sync (services, jobs)
+    def counters(self, sid: str) -> dict[str, float] | None:
+        raw = self.kv._sync.hgetall(self.kv._k(counters_key(sid)))
+        return _decode_counters(raw) if raw else None
+
+    def drop_counters(self, sid: str) -> None:
+        self.kv._sync.delete(self.kv._k(counters_key(sid)))
+
+
+class CacheState:
+    def __init__(self, kv: CacheKV):
+        self.kv = kv
+
+    def _admit(self, digest: str, window: int, validation_key: str) -> tuple[Any, int, dict | None]:
+        cached = self.kv.get(validation_key)
+        count = self.kv.incr(f"pxrl:{digest}:{window}", 1, 120)
+        return cached, count, self.kv.get(device_key(digest))
+
+    async def admit(self, digest: str, window: int, validation_key: str) -> tuple[Any, int, dict | None]:
+        return await sync_to_async(self._admit, thread_sensitive=False)(digest, window, validation_key)
+
+    def _touch_many(self, entries: list[dict], ttl: int) -> None:
+        for e in entries:
+            record = {**e["record"], "ts": e["ts"]}
+            current = self.kv.get(device_key(e["digest"]))
+            if current and current.get("sid") == record["sid"]:
+                self.kv.set(device_key(e["digest"]), record, ttl)
+            key = counters_key(record["sid"])
+            counters = self.kv.get(key) or {}
+            for field in ("n", "bi", "bo"):
+                counters[field] = counters.get(field, 0) + e[field]
+            counters["ls"] = e["ts"]
+            self.kv.set(key, counters, COUNTERS_TTL)
+
+    async def touch_many(self, entries: list[dict], ttl: int) -> None:
+        await sync_to_async(self._touch_many, thread_sensitive=False)(entries, ttl)
+
+    def counters(self, sid: str) -> dict[str, Any] | None:
+        return self.kv.get(counters_key(sid))
+
+    def drop_counters(self, sid: str) -> None:
+        self.kv.delete(counters_key(sid))
+
+
+_state: RedisState | CacheState | None = None
+_state_kv = None
+
+
+def get_state() -> RedisState | CacheState:
+    """The state for the current kv (re-created if the kv is swapped)."""
+    global _state, _state_kv
+    kv = get_kv()
+    if _state is None or _state_kv is not kv:
+        _state = RedisState(kv) if isinstance(kv, RedisKV) else CacheState(kv)
+        _state_kv = kv
+    return _state

@@ -1,0 +1,144 @@
+from decimal import Decimal
+
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from audit.services import audit_record
+from tokens.models import AccessToken, TokenState
+from tokens.services import token_revoke
+from zenzefi.errors import ApplicationError, Conflict
+
+REVOKE_PERMISSION = "tokens.revoke_token"
+
+
+class TokenStateFilter(admin.SimpleListFilter):
+    """The same states as `AccessToken.state()`: revoked wins, then not activated, expired, active."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return TokenState.choices
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        live = queryset.filter(revoked_at__isnull=True)
+        match self.value():
+            case TokenState.NOT_ACTIVATED:
+                return live.filter(activated_at__isnull=True)
+            case TokenState.ACTIVE:
+                return live.filter(activated_at__isnull=False, expires_at__gt=now)
+            case TokenState.EXPIRED:
+                return live.filter(activated_at__isnull=False, expires_at__lte=now)
+            case TokenState.REVOKED:
+                return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    """Tokens are changed by services only: no add, no delete, no raw edits (except `auto_renew`).
+    The digest is never shown; revoking goes through `token_revoke` (with or without refund)."""
+
+    list_display = (
+        "prefix_display",
+        "user",
+        "duration_hours",
+        "scope",
+        "cost",
+        "state_display",
+        "created_at",
+        "activated_at",
+        "expires_at",
+        "revoked_at",
+        "refund_amount",
+        "auto_renew",
+    )
+    list_filter = (TokenStateFilter, "scope", "duration_hours", "auto_renew")
+    search_fields = ("user__username", "user__email", "prefix")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    exclude = ("digest",)
+    fields = (
+        "user",
+        "prefix",
+        "state_display",
+        "duration_hours",
+        "scope",
+        "cost",
+        "created_at",
+        "activated_at",
+        "expires_at",
+        "revoked_at",
+        "refund_amount",
+        "expired_at",
+        "bundle_purchase",
+        "auto_renew",
+    )
+    readonly_fields = tuple(f for f in fields if f != "auto_renew")
+    actions = ["revoke_with_refund", "force_revoke"]
+
+    @admin.display(description="prefix", ordering="prefix")
+    def prefix_display(self, obj):
+        return f"{obj.prefix}…"
+
+    @admin.display(description="state")
+    def state_display(self, obj):
+        return TokenState(obj.state()).label
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm(REVOKE_PERMISSION)
+
+    def save_model(self, request, obj, form, change):
+        # Only `auto_renew` is editable: save that column alone, so a concurrent revoke or
+        # activation is never overwritten by the stale values loaded with the form.
+        if "auto_renew" in form.changed_data:
+            obj.save(update_fields=["auto_renew"])
+            audit_record(
+                action="admin.token_update",
+                actor=request.user,
+                resource_type="token",
+                resource_id=obj.pk,
+                details={"prefix": obj.prefix, "auto_renew": obj.auto_renew, "owner_id": obj.user_id},
+                request=request,
+            )
+
+    @admin.action(description="Revoke with refund", permissions=["revoke"])
+    def revoke_with_refund(self, request, queryset):
+        self._revoke(request, queryset, refund=True)
+
+    @admin.action(description="Force revoke (no refund)", permissions=["revoke"])
+    def force_revoke(self, request, queryset):
+        self._revoke(request, queryset, refund=False)
+
+    def _revoke(self, request, queryset, *, refund: bool) -> None:
+        revoked, skipped, refunded, failures = 0, 0, Decimal("0.00"), []
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                token = token_revoke(
+                    token_id=pk, actor=request.user, owner=None, refund=refund, request=request
+                )
+            except Conflict:
+                skipped += 1
+            except ApplicationError as exc:
+                failures.append(f"#{pk}: {exc.detail}")
+            else:
+                revoked += 1
+                refunded += token.refund_amount or Decimal("0.00")
+        if revoked:
+            how = f"refunded {refunded:.2f} ZNC in total" if refund else "no refund"
+            self.message_user(request, f"Revoked {revoked} token(s); {how}.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"Skipped {skipped} token(s) that were already revoked.", messages.WARNING
+            )
+        if failures:
+            self.message_user(request, "Not revoked: " + "; ".join(failures), messages.ERROR)
+        if not (revoked or skipped or failures):
+            self.message_user(request, "No tokens were revoked.", messages.WARNING)

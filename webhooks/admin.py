@@ -1,0 +1,93 @@
+from django.contrib import admin, messages
+
+from webhooks import services
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from zenzefi.errors import ApplicationError
+
+REPLAY_PERMISSION = "webhooks.replay_webhookdelivery"
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Endpoints are created by their owners (the secret is shown to them once); staff can
+    disable or re-enable one. The secret is never shown here."""
+
+    list_display = ("id", "user", "url", "is_active", "consecutive_failures", "failing_since", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("url", "user__username", "user__email")
+    list_select_related = ("user",)
+    fields = (
+        "user",
+        "url",
+        "events",
+        "is_active",
+        "created_at",
+        "last_success_at",
+        "last_failure_at",
+        "failing_since",
+        "consecutive_failures",
+        "disabled_at",
+        "disabled_reason",
+    )
+    readonly_fields = tuple(f for f in fields if f != "is_active")
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change and "is_active" in form.changed_data and obj.is_active:
+            # Re-enabled by staff: the failure clock starts again.
+            obj.failing_since, obj.consecutive_failures = None, 0
+            obj.disabled_at, obj.disabled_reason = None, ""
+        super().save_model(request, obj, form, change)
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    fields = ("number", "started_at", "duration_ms", "status_code", "succeeded", "error", "retry_in_seconds")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Read-only record of deliveries and their attempts; "Replay" sends one again."""
+
+    list_display = ("id", "event", "endpoint", "status", "attempts", "last_status_code", "created_at")
+    list_filter = ("status", "event")
+    search_fields = ("event_id", "endpoint__url", "endpoint__user__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("endpoint",)
+    inlines = [WebhookAttemptInline]
+    actions = ["replay"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm(REPLAY_PERMISSION)
+
+    @admin.action(description="Replay selected deliveries", permissions=["replay"])
+    def replay(self, request, queryset):
+        done = 0
+        for delivery_id in queryset.values_list("pk", flat=True):
+            try:
+                services.webhook_delivery_replay(delivery_id=delivery_id, actor=request.user, request=request)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"Delivery {delivery_id}: {exc.detail}", messages.WARNING)
+        if done:
+            self.message_user(request, f"{done} delivery(ies) queued again.", messages.SUCCESS)

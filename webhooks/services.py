@@ -1,0 +1,334 @@
+"""Customer webhooks: endpoints (create/delete), events (emit), delivery attempts and replays."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from audit.services import audit_record
+from webhooks import signing
+from webhooks.models import EVENTS, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.urlsafety import UnsafeWebhookURL, check_url, validate_url
+from zenzefi.errors import Conflict, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
+
+RESPONSE_KEEP_CHARS = 1000
+USER_AGENT = "Zenzefi-Webhooks/1.0"
+
+
+# --- Endpoints -------------------------------------------------------------------------------
+
+
+def validate_events(events) -> list[str]:
+    if not isinstance(events, list | tuple) or not events:
+        raise InvalidInput("events: at least one event is required.", code="invalid_events")
+    unknown = [e for e in events if e not in EVENTS]
+    if unknown:
+        raise InvalidInput(
+            f"events: unknown event {unknown[0]!r}; known: {', '.join(EVENTS)}.", code="invalid_events"
+        )
+    return list(dict.fromkeys(events))
+
+
+@dataclass(frozen=True)
+class CreatedEndpoint:
+    endpoint: WebhookEndpoint
+    secret: str  # shown once to the owner; never stored
+
+
+@transaction.atomic
+def webhook_endpoint_create(*, user, url: str, events: list[str], request=None) -> CreatedEndpoint:
+    url = validate_url(url)
+    events = validate_events(events)
+    if WebhookEndpoint.objects.filter(user=user).count() >= settings.WEBHOOK_MAX_ENDPOINTS_PER_USER:
+        raise Conflict(
+            f"At most {settings.WEBHOOK_MAX_ENDPOINTS_PER_USER} webhook endpoints per account.",
+            code="too_many_webhooks",
+        )
+    endpoint = WebhookEndpoint.objects.create(
+        user=user, url=url, events=events, secret_salt=signing.new_salt()
+    )
+    audit_record(
+        action="webhook.create",
+        actor=user,
+        resource_type="webhook_endpoint",
+        resource_id=endpoint.pk,
+        details={"url": url, "events": events},
+        request=request,
+    )
+    return CreatedEndpoint(endpoint=endpoint, secret=signing.endpoint_secret(endpoint))
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, user, endpoint_id: int, request=None) -> None:
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, user=user).first()
+    if endpoint is None:
+        raise NotFound("Webhook endpoint not found.", code="webhook_not_found")
+    audit_record(
+        action="webhook.delete",
+        actor=user,
+        resource_type="webhook_endpoint",
+        resource_id=endpoint.pk,
+        details={"url": endpoint.url},
+        request=request,
+    )
+    endpoint.delete()
+
+
+# --- Events ----------------------------------------------------------------------------------
+
+
+def _queue(delivery_ids: list[int]) -> None:
+    from webhooks.tasks import deliver_webhook
+
+    for delivery_id in delivery_ids:
+        deliver_webhook.delay(delivery_id)
+
+
+def webhook_emit(
+    *, user_id: int, event: str, data: dict[str, Any] | Callable[[], dict[str, Any]]
+) -> list[int]:
+    """Create a delivery for each of the user's active endpoints that subscribed to `event` and
+    queue them after commit. `data` may be a callable, evaluated only if some endpoint wants it.
+    Returns the delivery ids (none when no endpoint matches: one indexed query)."""
+    if event not in EVENTS:
+        raise ValueError(f"Unknown webhook event {event!r}")
+    endpoints = [
+        pk
+        for pk, events in WebhookEndpoint.objects.filter(user_id=user_id, is_active=True).values_list(
+            "pk", "events"
+        )
+        if event in (events or [])
+    ]
+    if not endpoints:
+        return []
+    payload_data = data() if callable(data) else data
+    payload = {
+        "type": event,
+        "timestamp": timezone.now().isoformat(),
+        "data": json.loads(json.dumps(payload_data, cls=DjangoJSONEncoder)),
+    }
+    event_id = f"msg_{uuid.uuid4().hex}"
+    with transaction.atomic():
+        rows = [
+            WebhookDelivery.objects.create(endpoint_id=pk, event=event, event_id=event_id, payload=payload)
+            for pk in endpoints
+        ]
+        ids = [row.pk for row in rows]
+        transaction.on_commit(lambda: _queue(ids), robust=True)
+    return ids
+
+
+# --- Delivery --------------------------------------------------------------------------------
+
+
+def backoff_seconds(attempt: int) -> int:
+    """Wait after failed attempt number `attempt` (1-based): base × 2^(attempt−1), capped,
+    plus up to 20 % random jitter so failing receivers are not hit in lockstep."""
+    base = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1)
+    delay = min(base, settings.WEBHOOK_RETRY_MAX_SECONDS)
+    return int(delay + secrets.randbelow(max(1, delay // 5) + 1))
+
+
+def payload_body(payload: dict) -> bytes:
+    """The exact bytes that are signed and sent (stable across attempts)."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    status: str
+    retry_in: int | None = None  # seconds until the next attempt, when one is due
+
+
+def _claim(delivery_id: int, now: datetime) -> bool:
+    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT * 3 + 30)
+    return bool(
+        WebhookDelivery.objects.filter(pk=delivery_id)
+        .filter(
+            Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
+            | Q(status=DeliveryStatus.SENDING, claimed_until__lt=now)
+        )
+        .update(status=DeliveryStatus.SENDING, claimed_until=lease)
+    )
+
+
+def _post(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> tuple[int | None, str, str]:
+    """One HTTP attempt: (status code or None, response text, error)."""
+    try:
+        target = check_url(endpoint.url)
+    except UnsafeWebhookURL as exc:
+        return None, "", f"refused: {exc.detail}"
+    body = payload_body(delivery.payload)
+    secret = signing.secret_key_bytes(uid=endpoint.uid, salt=endpoint.secret_salt)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        **signing.signature_headers(secret=secret, msg_id=delivery.event_id, body=body),
+    }
+    extensions = {}
+    if target.pinned:
+        headers["host"] = target.host_header
+        if endpoint.url.lower().startswith("https"):
+            extensions["sni_hostname"] = target.host
+    try:
+        with (
+            httpx.Client(timeout=settings.WEBHOOK_TIMEOUT, follow_redirects=False, trust_env=False) as client,
+            client.stream(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            ) as response,
+        ):
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= RESPONSE_KEEP_CHARS * 4:
+                    break
+            text = b"".join(chunks).decode("utf-8", "replace")[:RESPONSE_KEEP_CHARS]
+            return response.status_code, text, ""
+    except httpx.HTTPError as exc:
+        return None, "", f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _track_endpoint(endpoint: WebhookEndpoint, *, ok: bool, now: datetime) -> None:
+    qs = WebhookEndpoint.objects.filter(pk=endpoint.pk)
+    if ok:
+        qs.update(failing_since=None, consecutive_failures=0, last_success_at=now)
+        return
+    qs.update(consecutive_failures=F("consecutive_failures") + 1, last_failure_at=now)
+    qs.filter(failing_since__isnull=True).update(failing_since=now)
+    cutoff = now - timedelta(days=settings.WEBHOOK_DISABLE_AFTER_DAYS)
+    disabled = qs.filter(is_active=True, failing_since__lte=cutoff).update(
+        is_active=False,
+        disabled_at=now,
+        disabled_reason=f"Failing for {settings.WEBHOOK_DISABLE_AFTER_DAYS} days.",
+    )
+    if disabled:
+        logger.warning("webhook endpoint %s disabled after failing since %s", endpoint.pk, cutoff)
+        audit_record(
+            action="webhook.disable",
+            resource_type="webhook_endpoint",
+            resource_id=endpoint.pk,
+            details={"url": endpoint.url, "reason": "failing"},
+        )
+
+
+def webhook_delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> AttemptOutcome:
+    """Make one attempt of a delivery and record it. Safe to call twice or concurrently: only
+    the caller that claims the row (pending/retrying → sending) sends."""
+    now = now or timezone.now()
+    if not _claim(delivery_id, now):
+        status = WebhookDelivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
+        return AttemptOutcome(status=status or "missing")
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    endpoint = delivery.endpoint
+    number = delivery.attempts + 1
+    if not endpoint.is_active:
+        WebhookDelivery.objects.filter(pk=delivery_id).update(
+            status=DeliveryStatus.FAILED,
+            last_error="The endpoint is disabled.",
+            next_attempt_at=None,
+            claimed_until=None,
+        )
+        return AttemptOutcome(status=DeliveryStatus.FAILED)
+
+    started = time.perf_counter()
+    status_code, response_text, error = _post(delivery, endpoint)
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    ok = status_code is not None and 200 <= status_code < 300
+    if not ok and not error:
+        error = f"HTTP {status_code}"
+    retry_in = None
+    if ok:
+        status = DeliveryStatus.SUCCEEDED
+    elif number < settings.WEBHOOK_MAX_ATTEMPTS:
+        status, retry_in = DeliveryStatus.RETRYING, backoff_seconds(number)
+    else:
+        status = DeliveryStatus.FAILED
+    finished = timezone.now()
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery_id=delivery_id,
+            number=number,
+            started_at=now,
+            duration_ms=duration_ms,
+            status_code=status_code,
+            response_body=response_text,
+            error=error,
+            succeeded=ok,
+            retry_in_seconds=retry_in,
+        )
+        WebhookDelivery.objects.filter(pk=delivery_id).update(
+            status=status,
+            attempts=number,
+            last_status_code=status_code,
+            last_response=response_text,
+            last_error=error,
+            next_attempt_at=finished + timedelta(seconds=retry_in) if retry_in is not None else None,
+            delivered_at=finished if ok else None,
+            claimed_until=None,
+        )
+        _track_endpoint(endpoint, ok=ok, now=finished)
+    return AttemptOutcome(status=status, retry_in=retry_in)
+
+
+@transaction.atomic
+def webhook_delivery_replay(*, delivery_id: int, actor=None, request=None) -> WebhookDelivery:
+    """Send a delivery again (staff): a new delivery with the same event id and payload."""
+    original = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if original is None:
+        raise NotFound("Webhook delivery not found.", code="delivery_not_found")
+    if not original.endpoint.is_active:
+        raise Conflict("The endpoint is disabled; enable it first.", code="webhook_disabled")
+    replay = WebhookDelivery.objects.create(
+        endpoint=original.endpoint,
+        event=original.event,
+        event_id=original.event_id,
+        payload=original.payload,
+        replay_of=original,
+    )
+    audit_record(
+        action="webhook.replay",
+        actor=actor,
+        resource_type="webhook_delivery",
+        resource_id=original.pk,
+        details={"replay_id": replay.pk, "event": original.event},
+        request=request,
+    )
+    transaction.on_commit(lambda: _queue([replay.pk]), robust=True)
+    return replay
+
+
+def webhook_deliveries_requeue_overdue(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Queue again the deliveries whose task was lost (a worker or broker restart drops a retry
+    waiting for its countdown): pending ones older than 5 minutes, retries more than 5 minutes
+    past their time, and attempts whose claim expired. Harmless when the task still exists: the
+    conditional claim lets only one of them send."""
+    now = now or timezone.now()
+    grace = now - timedelta(minutes=5)
+    overdue = list(
+        WebhookDelivery.objects.filter(
+            Q(status=DeliveryStatus.PENDING, created_at__lt=grace)
+            | Q(status=DeliveryStatus.RETRYING, next_attempt_at__lt=grace)
+            | Q(status=DeliveryStatus.SENDING, claimed_until__lt=now)
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    _queue(overdue)
+    return overdue
