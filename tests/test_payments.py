@@ -2,13 +2,11 @@
 signatures and unknown payments refused, the staff simulation, the mock checkout page, the
 admin action, and the YooKassa adapter against a local stand-in of its API."""
 
-import threading
 from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.admin.sites import site
-from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -20,6 +18,7 @@ from payments.admin import PaymentAdmin
 from payments.models import ExchangeRate, Payment, PaymentStatus
 from payments.providers import SIGNATURE_HEADER, mock_signature
 from payments.services import payment_callback_process
+from tests.concurrency import run_threads
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.payments_support import CALLBACK, PURCHASE, callback_body, pay, post_callback, start_payment
 from tests.test_ledger import assert_ledger_consistent
@@ -200,36 +199,13 @@ def test_success_sends_email_and_webhook_after_commit(user, django_capture_on_co
 # --- concurrency (PostgreSQL) ---------------------------------------------------------------------
 
 
-def _run_threads(n, fn):
-    barrier = threading.Barrier(n)
-    results = []
-
-    def wrapped():
-        try:
-            barrier.wait()
-            results.append(fn())
-        except Exception as exc:
-            results.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=wrapped) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_callbacks_credit_once(requires_postgres):
     user = UserFactory()
     payment = start_payment(user, "250.00")
     body = callback_body(payment.provider_payment_id)
     headers = {SIGNATURE_HEADER: mock_signature(body)}
-    results = _run_threads(
-        8, lambda: payment_callback_process(provider="mock", body=body, headers=headers)[1]
-    )
+    results = run_threads(8, lambda: payment_callback_process(provider="mock", body=body, headers=headers)[1])
     assert sorted(results) == ["already_succeeded"] * 7 + ["credited"]
     assert deposits(user).count() == 1
     assert_ledger_consistent(user)
@@ -240,7 +216,7 @@ def test_concurrent_callbacks_credit_once(requires_postgres):
 def test_concurrent_http_callbacks_credit_once(requires_postgres):
     user = UserFactory()
     payment = start_payment(user, "99.99")
-    results = _run_threads(6, lambda: pay(APIClient(), payment.provider_payment_id).status_code)
+    results = run_threads(6, lambda: pay(APIClient(), payment.provider_payment_id).status_code)
     assert results == [200] * 6
     assert deposits(user).count() == 1
     assert_ledger_consistent(user)

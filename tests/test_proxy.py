@@ -204,7 +204,9 @@ def test_device_conflict_then_takeover_after_idle(proxy, token):
     conflict = AuditLog.objects.get(action="proxy.device_conflict")
     assert conflict.suspicious is True
     assert conflict.resource_id == str(row.pk)
-    assert conflict.details == {"device_id": "device-B", "active_device_id": "device-A"}
+    assert conflict.details["device_id"] == "device-B"
+    assert conflict.details["active_device_id"] == "device-A"
+    assert conflict.details["request_id"] == resp.headers["X-Request-ID"]  # one id, end to end
     # Repeated conflicts are refused each time but audited once per minute.
     assert proxy.get("/echo/3", headers=creds(plain, "device-B")).status_code == 409
     assert AuditLog.objects.filter(action="proxy.device_conflict").count() == 1

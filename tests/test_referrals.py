@@ -1,11 +1,9 @@
 """Referral bonus (SPEC §6): 10 % of a referred user's first top-up larger than 100 ZNC, exactly
 once per referred user, through every deposit path, and the referrals API."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -16,6 +14,7 @@ from currency.services import deposit_mock
 from notifications.models import Notification, NotificationKind
 from referrals.models import ReferralBonus
 from referrals.services import referral_bonus_amount
+from tests.concurrency import run_concurrently
 from tests.factories import UserFactory, fund
 from tests.payments_support import pay, start_payment
 from tests.test_ledger import assert_ledger_consistent
@@ -158,33 +157,12 @@ def test_referrals_endpoint_needs_auth(api_client):
 # --- concurrency (PostgreSQL) ---------------------------------------------------------------------
 
 
-def _run_threads(fns):
-    barrier = threading.Barrier(len(fns))
-    results = []
-
-    def wrapped(fn):
-        try:
-            barrier.wait()
-            results.append(fn())
-        except Exception as exc:
-            results.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=wrapped, args=(fn,)) for fn in fns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_deposits_pay_one_bonus(requires_postgres):
     referrer = UserFactory()
     referred = UserFactory(referred_by=referrer)
     amounts = ["150", "200", "250", "300", "50", "120"]
-    results = _run_threads([lambda a=a: deposit_mock(user=referred, amount=Decimal(a)) for a in amounts])
+    results = run_concurrently([lambda a=a: deposit_mock(user=referred, amount=Decimal(a)) for a in amounts])
     assert all(isinstance(r, Transaction) for r in results), results
     assert bonuses(referrer).count() == 1 and ReferralBonus.objects.count() == 1
     record = ReferralBonus.objects.get()
@@ -211,7 +189,7 @@ def test_concurrent_callbacks_and_referrer_activity_pay_one_bonus(requires_postg
         lambda: deposit_mock(user=referrer, amount=Decimal("10")) and 200,
         lambda: deposit_mock(user=referrer, amount=Decimal("20")) and 200,
     ]
-    assert _run_threads(fns) == [200] * 6
+    assert run_concurrently(fns) == [200] * 6
     assert bonuses(referrer).count() == 1
     assert Transaction.objects.filter(user=referred, type=TransactionType.DEPOSIT).count() == 2
     assert_ledger_consistent(referrer)

@@ -1,16 +1,15 @@
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
 from audit.models import AuditLog
 from currency.models import Transaction, TransactionType
 from idempotency.models import IdempotencyRecord
+from tests.concurrency import run_threads
 from tests.factories import UserFactory, fund
 from tests.test_currency_api import assert_error
 from tests.test_ledger import assert_ledger_consistent
@@ -231,32 +230,11 @@ def test_expire_due_marks_once(user):
 # --- concurrency (PostgreSQL)
 
 
-def _run_threads(n, fn):
-    barrier = threading.Barrier(n)
-    results = []
-
-    def wrapped():
-        try:
-            barrier.wait()
-            results.append(fn())
-        except Exception as exc:
-            results.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=wrapped) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_double_revoke_refunds_once(requires_postgres):
     user = UserFactory()
     token = _token(user)
-    results = _run_threads(6, lambda: services.token_revoke(token_id=token.pk, owner=user, actor=user))
+    results = run_threads(6, lambda: services.token_revoke(token_id=token.pk, owner=user, actor=user))
     assert sum(isinstance(r, AccessToken) for r in results) == 1
     assert sum(isinstance(r, Conflict) for r in results) == 5
     assert Transaction.objects.filter(type=TransactionType.REFUND).count() == 1
@@ -267,7 +245,7 @@ def test_concurrent_double_revoke_refunds_once(requires_postgres):
 def test_concurrent_purchases_never_overdraw(requires_postgres):
     user = UserFactory()
     fund(user, "90")  # exactly 5 × 18
-    results = _run_threads(10, lambda: services.token_purchase(user=user, duration_hours=24))
+    results = run_threads(10, lambda: services.token_purchase(user=user, duration_hours=24))
     assert sum(isinstance(r, services.IssuedToken) for r in results) == 5
     assert sum(isinstance(r, InsufficientFunds) for r in results) == 5
     assert AccessToken.objects.filter(user=user).count() == 5
@@ -279,7 +257,7 @@ def test_concurrent_purchases_never_overdraw(requires_postgres):
 def test_concurrent_first_use_activates_once(requires_postgres):
     user = UserFactory()
     token = _token(user)
-    results = _run_threads(
+    results = run_threads(
         8, lambda: services.token_activate(token=AccessToken.objects.get(pk=token.pk)).activated_at
     )
     assert len(set(results)) == 1 and None not in results
