@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -8,8 +9,10 @@ from django.utils.html import format_html
 
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, BalanceAdjustmentForm
 from accounts.models import User
+from audit.services import audit_record
 from currency.models import TransactionType
 from currency.services import balance_change
+from tokens.validation import forget_user
 from zenzefi.errors import ApplicationError
 
 ADJUST_PERMISSION = "accounts.adjust_balance"
@@ -66,6 +69,25 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
     )
     raw_id_fields = ("referred_by",)
+
+    def save_model(self, request, obj, form, change):
+        """Saved without the money columns (User.save); audited; a change of `is_active` drops the
+        user's token-validation cache entries after commit, as the staff API does."""
+        super().save_model(request, obj, form, change)
+        changed = sorted(form.changed_data)
+        audit_record(
+            action="admin.user_update" if change else "admin.user_create",
+            actor=request.user,
+            resource_type="user",
+            resource_id=obj.pk,
+            details={
+                "fields": [f for f in changed if f not in ("password", "password1", "password2")],
+                "by": request.user.username,
+            },
+            request=request,
+        )
+        if change and "is_active" in changed:
+            transaction.on_commit(lambda: forget_user(obj.pk))
 
     @admin.display(description="Balance (ZNC)")
     def balance_with_adjust_link(self, obj):

@@ -11,6 +11,8 @@ REFERRAL_CODE_LENGTH = 12
 # Upper-case letters and digits without the look-alikes 0/O and 1/I/L.
 REFERRAL_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 REFERRAL_CODE_ATTEMPTS = 8
+# Written only through the ledger services, never by a model save.
+MONEY_FIELDS = frozenset({"balance", "referral_bonus_earned"})
 
 
 def generate_referral_code() -> str:
@@ -87,6 +89,13 @@ class User(AbstractUser):
             self.email = self.__class__.objects.normalize_email(self.email).lower()
         if self._state.adding and not self.referral_code:
             return self._save_with_new_referral_code(*args, **kwargs)
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            # A full-row save (profile form, password change, admin form) must never write the
+            # money columns back from a stale instance: only currency.services.balance_change
+            # (and the referral service, with F()) change them, under a row lock.
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name not in MONEY_FIELDS
+            ]
         return super().save(*args, **kwargs)
 
     def _save_with_new_referral_code(self, *args, **kwargs):

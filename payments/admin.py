@@ -39,6 +39,11 @@ class PaymentAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Read-only: a "Save" here would write back a stale row (status, deposit) and could undo a
+        # completion racing with it. The action goes through payments.services instead.
+        return False
+
     @admin.action(description="Mark succeeded (mock payments only; credits once)")
     def mark_succeeded_mock(self, request, queryset):
         if not settings.MOCK_PAYMENTS_ENABLED:

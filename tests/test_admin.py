@@ -105,3 +105,40 @@ def test_balance_field_is_not_editable_in_change_form(client, superuser):
     page = client.get(f"/admin/accounts/user/{target.pk}/change/").content.decode()
     assert 'name="balance"' not in page
     assert "Adjust balance" in page
+
+
+def test_admin_user_edit_is_audited_keeps_money_and_deactivation_stops_tokens(
+    client, superuser, django_capture_on_commit_callbacks
+):
+    from tokens import services as token_services
+    from tokens import validation
+
+    target = UserFactory()
+    fund(target, "100")
+    issued = token_services.token_purchase(user=target, duration_hours=1)
+    assert validation.validate_token(issued.plaintext).valid  # now cached as valid
+    client.force_login(superuser)
+    page = client.get(f"/admin/accounts/user/{target.pk}/change/")
+    form = page.context["adminform"].form
+    data = {
+        k: v for k, v in form.initial.items() if v is not None and k not in ("groups", "user_permissions")
+    }
+    data.update(
+        {
+            "is_active": "",  # unticked: deactivate
+            "date_joined_0": target.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": target.date_joined.strftime("%H:%M:%S"),
+            "referred_by": "",
+            "last_login_0": "",
+            "last_login_1": "",
+        }
+    )
+    data = {k: v for k, v in data.items() if k not in ("date_joined", "last_login", "password")}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/accounts/user/{target.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    target.refresh_from_db()
+    assert target.is_active is False and target.balance == Decimal("99.00")  # 100 − a 1 h token
+    entry = AuditLog.objects.get(action="admin.user_update", resource_id=str(target.pk))
+    assert entry.actor == superuser and "is_active" in entry.details["fields"]
+    assert validation.validate_token(issued.plaintext).reason == "inactive_user"

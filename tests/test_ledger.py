@@ -115,3 +115,16 @@ def test_concurrent_debits_never_overdraw(requires_postgres):
     assert results.count("402") == 10
     assert_ledger_consistent(user)
     assert user.balance == Decimal("0.00")
+
+
+def test_a_stale_full_save_never_writes_the_balance_back(user):
+    """Profile/password/admin forms save the whole row from an instance loaded earlier; the money
+    columns must keep what the ledger wrote meanwhile."""
+    stale = User.objects.get(pk=user.pk)  # loaded before the deposit, balance 0
+    fund(user, "100")
+    stale.full_name = "Changed Elsewhere"
+    stale.set_password("An0ther-Strong-Pass")
+    stale.save()
+    assert_ledger_consistent(user)
+    user.refresh_from_db()
+    assert user.balance == Decimal("100.00") and user.full_name == "Changed Elsewhere"

@@ -569,3 +569,16 @@ def test_topup_page_redirects_to_yookassa_checkout(user, yookassa, rub_rate):
     payment = Payment.objects.get(user=user)
     assert response.status_code == 302 and response.url == payment.checkout_url
     assert payment.provider == "yookassa" and payment.status == PaymentStatus.PENDING
+
+
+def test_payment_admin_cannot_save_a_payment_row(client):
+    """A Save on the change page would write back a stale status/deposit (undoing a completion that
+    raced with it): the page is read-only and a POST changes nothing."""
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    payment = start_payment(admin_user, "10")
+    assert client.get(f"/admin/payments/payment/{payment.pk}/change/").status_code == 200
+    response = client.post(f"/admin/payments/payment/{payment.pk}/change/", {"status": "succeeded"})
+    assert response.status_code == 403
+    payment.refresh_from_db()
+    assert payment.status == "pending"
