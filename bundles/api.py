@@ -12,10 +12,9 @@ from bundles.serializers import (
     TokenBundleSerializer,
     TokenBundleWriteSerializer,
 )
+from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from zenzefi.params import parse_bool
-
-IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
 
 
 def _is_staff(request) -> bool:

@@ -12,6 +12,7 @@ from currency.serializers import (
     TopUpAmountSerializer,
     TransactionSerializer,
 )
+from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from zenzefi.errors import InvalidInput, NotFound
 
@@ -54,7 +55,7 @@ class MockPurchaseView(APIView):
     @extend_schema(
         request=TopUpAmountSerializer,
         responses={200: MockPurchaseResultSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request):
         if not settings.MOCK_PAYMENTS_ENABLED:

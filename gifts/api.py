@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -12,6 +12,7 @@ from gifts.serializers import (
     PurchasedGiftSerializer,
     RedeemedGiftSerializer,
 )
+from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from tokens.serializers import PurchasedTokenSerializer
 
@@ -36,7 +37,7 @@ class GiftPurchaseView(APIView):
     @extend_schema(
         request=GiftPurchaseSerializer,
         responses={201: PurchasedGiftSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request):
         serializer = GiftPurchaseSerializer(data=request.data)

@@ -5,6 +5,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from payments import selectors, services
 from payments.providers import SIGNATURE_HEADER
@@ -24,7 +25,7 @@ class PaymentCreateView(APIView):
     @extend_schema(
         request=PaymentCreateSerializer,
         responses={201: PaymentSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request):
         serializer = PaymentCreateSerializer(data=request.data)

@@ -4,6 +4,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from renewals.serializers import TokenAutoRenewSerializer
 from tokens import selectors, services
@@ -14,8 +15,6 @@ from tokens.serializers import (
     TokenPurchaseSerializer,
 )
 from zenzefi.params import parse_bool
-
-IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
 
 
 class TokenPurchaseView(APIView):
