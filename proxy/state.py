@@ -60,12 +60,12 @@ class RedisState:
         """One round trip: the validation cache entry, this request counted in the token's minute,
         and the active session record."""
         kv = self.kv
-        rl = kv._k(f"pxrl:{digest}:{window}")
-        pipe = kv._aclient().pipeline(transaction=False)
-        pipe.get(kv._k(validation_key))
+        rl = kv.full_key(f"pxrl:{digest}:{window}")
+        pipe = kv.aclient().pipeline(transaction=False)
+        pipe.get(kv.full_key(validation_key))
         pipe.incr(rl)
         pipe.expire(rl, 120, nx=True)
-        pipe.get(kv._k(device_key(digest)))
+        pipe.get(kv.full_key(device_key(digest)))
         cached, count, _, device = await pipe.execute()
         return (
             json.loads(cached) if cached else None,
@@ -76,11 +76,12 @@ class RedisState:
     async def touch_many(self, entries: list[dict], ttl: int) -> None:
         """Write batched session counters and "last seen" (one pipeline for all sessions)."""
         kv = self.kv
-        pipe = kv._aclient().pipeline(transaction=False)
+        pipe = kv.aclient().pipeline(transaction=False)
         for e in entries:
             record = {**e["record"], "ts": e["ts"]}
-            pipe.eval(_TOUCH_LUA, 1, kv._k(device_key(e["digest"])), json.dumps(record), record["sid"], ttl)
-            key = kv._k(counters_key(record["sid"]))
+            device = kv.full_key(device_key(e["digest"]))
+            pipe.eval(_TOUCH_LUA, 1, device, json.dumps(record), record["sid"], ttl)
+            key = kv.full_key(counters_key(record["sid"]))
             for field in ("n", "bi", "bo"):
                 if e[field]:
                     pipe.hincrby(key, field, e[field])
@@ -90,11 +91,11 @@ class RedisState:
 
     # --- sync (services, jobs)
     def counters(self, sid: str) -> dict[str, float] | None:
-        raw = self.kv._sync.hgetall(self.kv._k(counters_key(sid)))
+        raw = self.kv.client.hgetall(self.kv.full_key(counters_key(sid)))
         return _decode_counters(raw) if raw else None
 
     def drop_counters(self, sid: str) -> None:
-        self.kv._sync.delete(self.kv._k(counters_key(sid)))
+        self.kv.client.delete(self.kv.full_key(counters_key(sid)))
 
 
 class CacheState:

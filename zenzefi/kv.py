@@ -26,14 +26,16 @@ class RedisKV:
 
         self._url = url
         self.prefix = f"{prefix}:kv:"
-        self._sync = redis.Redis.from_url(url)
+        self.client = redis.Redis.from_url(url)
         self._async_module = redis.asyncio
         self._async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def _k(self, key: str) -> str:
+    def full_key(self, key: str) -> str:
+        """The Redis key behind `key` (for callers that pipeline raw commands, e.g. the proxy)."""
         return self.prefix + key
 
-    def _aclient(self):
+    def aclient(self):
+        """This event loop's redis.asyncio client (one per loop; `client` is the sync one)."""
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
@@ -43,45 +45,46 @@ class RedisKV:
 
     # --- sync
     def get(self, key: str) -> Any:
-        raw = self._sync.get(self._k(key))
+        raw = self.client.get(self.full_key(key))
         return None if raw is None else json.loads(raw)
 
     def set(self, key: str, value: Any, ttl: int, *, nx: bool = False) -> bool:
-        return bool(self._sync.set(self._k(key), json.dumps(value), ex=max(1, int(ttl)), nx=nx))
+        return bool(self.client.set(self.full_key(key), json.dumps(value), ex=max(1, int(ttl)), nx=nx))
 
     def delete(self, *keys: str) -> None:
         if keys:
-            self._sync.delete(*(self._k(k) for k in keys))
+            self.client.delete(*(self.full_key(k) for k in keys))
 
     def incr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
-        pipe = self._sync.pipeline()
-        pipe.incrby(self._k(key), amount)
+        pipe = self.client.pipeline()
+        pipe.incrby(self.full_key(key), amount)
         if ttl:
-            pipe.expire(self._k(key), int(ttl), nx=True)
+            pipe.expire(self.full_key(key), int(ttl), nx=True)
         return int(pipe.execute()[0])
 
     def clear(self) -> None:
-        keys = list(self._sync.scan_iter(match=self.prefix + "*", count=1000))
+        keys = list(self.client.scan_iter(match=self.prefix + "*", count=1000))
         if keys:
-            self._sync.delete(*keys)
+            self.client.delete(*keys)
 
     # --- async (native)
     async def aget(self, key: str) -> Any:
-        raw = await self._aclient().get(self._k(key))
+        raw = await self.aclient().get(self.full_key(key))
         return None if raw is None else json.loads(raw)
 
     async def aset(self, key: str, value: Any, ttl: int, *, nx: bool = False) -> bool:
-        return bool(await self._aclient().set(self._k(key), json.dumps(value), ex=max(1, int(ttl)), nx=nx))
+        raw = json.dumps(value)
+        return bool(await self.aclient().set(self.full_key(key), raw, ex=max(1, int(ttl)), nx=nx))
 
     async def adelete(self, *keys: str) -> None:
         if keys:
-            await self._aclient().delete(*(self._k(k) for k in keys))
+            await self.aclient().delete(*(self.full_key(k) for k in keys))
 
     async def aincr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
-        pipe = self._aclient().pipeline()
-        pipe.incrby(self._k(key), amount)
+        pipe = self.aclient().pipeline()
+        pipe.incrby(self.full_key(key), amount)
         if ttl:
-            pipe.expire(self._k(key), int(ttl), nx=True)
+            pipe.expire(self.full_key(key), int(ttl), nx=True)
         return int((await pipe.execute())[0])
 
 
@@ -97,28 +100,28 @@ class CacheKV:
         self._cache = cache
         self.prefix = prefix
 
-    def _k(self, key: str) -> str:
+    def full_key(self, key: str) -> str:
         return self.prefix + key
 
     def get(self, key: str) -> Any:
-        raw = self._cache.get(self._k(key))
+        raw = self._cache.get(self.full_key(key))
         return None if raw is None else json.loads(raw)
 
     def set(self, key: str, value: Any, ttl: int, *, nx: bool = False) -> bool:
         raw = json.dumps(value)
         if nx:
-            return bool(self._cache.add(self._k(key), raw, max(1, int(ttl))))
-        self._cache.set(self._k(key), raw, max(1, int(ttl)))
+            return bool(self._cache.add(self.full_key(key), raw, max(1, int(ttl))))
+        self._cache.set(self.full_key(key), raw, max(1, int(ttl)))
         return True
 
     def delete(self, *keys: str) -> None:
         for key in keys:
-            self._cache.delete(self._k(key))
+            self._cache.delete(self.full_key(key))
 
     def incr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
         # Atomic within this process (threads); across processes the file cache cannot be, which
         # the embedded default accepts (README "Embedded default"). Redis INCRBY is atomic.
-        k = self._k(key)
+        k = self.full_key(key)
         with _INCR_LOCK:
             if self._cache.add(k, json.dumps(amount), ttl or None):
                 return amount
