@@ -20,7 +20,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import BigIntegerField, CharField, Exists, Func, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone, translation
@@ -216,15 +217,142 @@ def token_expiring_dedupe_key(token) -> str:
     return f"{NotificationKind.TOKEN_EXPIRING}:token:{token.pk}:{int(token.expires_at.timestamp())}"
 
 
-def notify_expiring_tokens(*, now: datetime | None = None) -> list[int]:
+JOB_CHUNK_SIZE = 1000
+
+
+class _EpochSeconds(Func):
+    """Whole seconds since the epoch of a datetime column (what `int(dt.timestamp())` gives)."""
+
+    output_field = BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra):  # PostgreSQL (and the default)
+        return super().as_sql(
+            compiler, connection, template="FLOOR(EXTRACT(EPOCH FROM %(expressions)s))", **extra
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(
+            compiler, connection, template="CAST(strftime('%%s', %(expressions)s) AS INTEGER)", **extra
+        )
+
+
+def _token_expiring_key_expr():
+    """`token_expiring_dedupe_key` computed by the database (to exclude announced tokens in SQL)."""
+    return Concat(
+        Value(f"{NotificationKind.TOKEN_EXPIRING}:token:"),
+        Cast("pk", CharField()),
+        Value(":"),
+        Cast(_EpochSeconds("expires_at"), CharField()),
+        output_field=CharField(),
+    )
+
+
+def notifications_create_many(items: list[dict[str, Any]]) -> list[Notification]:
+    """`notification_create` for many notifications at once (the jobs): one bulk insert, emails
+    and webhook events queued after commit in batches. Each item: `user` (with email, language
+    and the notify_* switches loaded), `kind`, `context`, optional `dedupe_key`, `webhook_event`,
+    `webhook_data`. The caller guarantees the keys are new (it holds the rows it decides on);
+    should a concurrent insert win anyway, the chunk falls back to one insert per item, which
+    skips the duplicate."""
+    rows = []
+    for item in items:
+        user, kind = item["user"], item["kind"]
+        if kind not in NotificationKind.values:
+            raise ValueError(f"Unknown notification kind {kind!r}")
+        turned_off = bool(user.email) and not email_wanted(user, kind)
+        send_email = bool(user.email) and not turned_off
+        rows.append(
+            Notification(
+                user=user,
+                kind=kind,
+                dedupe_key=item.get("dedupe_key"),
+                context=item["context"],
+                language=email_language(getattr(user, "language", None)),
+                email_status=EmailStatus.PENDING if send_email else EmailStatus.SKIPPED,
+                last_error=EMAIL_TURNED_OFF if turned_off else "",
+            )
+        )
+    if not rows:
+        return []
+    try:
+        with transaction.atomic():
+            created = Notification.objects.bulk_create(rows)
+    except IntegrityError:
+        created = [
+            n
+            for n in (
+                notification_create(
+                    user=i["user"],
+                    kind=i["kind"],
+                    context=i["context"],
+                    dedupe_key=i.get("dedupe_key"),
+                    webhook_event=i.get("webhook_event"),
+                    webhook_data=i.get("webhook_data"),
+                )
+                for i in items
+            )
+            if n is not None
+        ]
+        return created
+    email_ids = [n.pk for n in created if n.email_status == EmailStatus.PENDING]
+    if email_ids:
+        transaction.on_commit(lambda: _queue_emails(email_ids), robust=True)
+    by_event: dict[str, list[tuple[int, int, dict]]] = {}
+    for n, item in zip(created, items, strict=True):
+        if item.get("webhook_event"):
+            data = item.get("webhook_data")
+            by_event.setdefault(item["webhook_event"], []).append(
+                (n.pk, n.user_id, data if data is not None else item["context"])
+            )
+    for event, entries in by_event.items():
+        transaction.on_commit(lambda e=event, x=entries: _emit_many(e, x), robust=True)
+    return created
+
+
+def _emit_many(event: str, entries: list[tuple[int, int, dict]]) -> None:
+    from webhooks.services import webhook_emit_many
+
+    payloads = {pk: data for pk, _, data in entries}
+    webhook_emit_many(
+        items=[(pk, user_id) for pk, user_id, _ in entries],
+        event=event,
+        data=lambda ids: {i: payloads[i] for i in ids},
+    )
+
+
+def _queue_emails(notification_ids: list[int]) -> None:
+    from notifications.tasks import send_notification_email
+
+    with send_notification_email.app.producer_or_acquire() as producer:
+        for notification_id in notification_ids:
+            send_notification_email.apply_async((notification_id,), producer=producer)
+
+
+def _lock_chunk(qs, chunk_size: int):
+    """Rows of `qs` for this chunk, locked so a concurrent run skips them (PostgreSQL)."""
+    from django.db import connection
+
+    if connection.features.has_select_for_update_skip_locked:
+        qs = qs.select_for_update(skip_locked=True, of=("self",))
+    return list(qs[:chunk_size])
+
+
+def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB_CHUNK_SIZE) -> list[int]:
     """One notification (email + `token.expiring` webhook) per running token that expires
     within TOKEN_EXPIRING_NOTIFY_HOURS, once per token (and per expiry, should a renewal move
-    it). Returns the ids of tokens notified now."""
+    it). Returns the ids of tokens notified now.
+
+    In chunks (keyset on expires_at, id): tokens already announced are excluded in SQL (their
+    dedupe key is computed by the database), the chunk's tokens are locked with SKIP LOCKED so
+    a concurrent run takes other ones, and each chunk is one bulk insert."""
     from webhooks.events import token_event_data
 
     now = now or timezone.now()
     horizon = now + timedelta(hours=settings.TOKEN_EXPIRING_NOTIFY_HOURS)
-    candidates = list(
+    announced = Notification.objects.filter(
+        kind=NotificationKind.TOKEN_EXPIRING, dedupe_key=OuterRef("dedupe")
+    )
+    base = (
         AccessToken.objects.filter(
             activated_at__isnull=False,
             revoked_at__isnull=True,
@@ -233,82 +361,108 @@ def notify_expiring_tokens(*, now: datetime | None = None) -> list[int]:
             expires_at__lte=horizon,
             user__is_active=True,
         )
+        .annotate(dedupe=_token_expiring_key_expr())
+        .exclude(Exists(announced))
         .select_related("user")
+        .only(
+            "pk",
+            "prefix",
+            "duration_hours",
+            "scope",
+            "cost",
+            "auto_renew",
+            "created_at",
+            "activated_at",
+            "expires_at",
+            "revoked_at",
+            "refund_amount",
+            "user_id",
+            "user__email",
+            "user__language",
+            "user__notify_token_expiring",
+            "user__username",
+            "user__is_active",
+        )
         .order_by("expires_at", "pk")
     )
     notified: list[int] = []
-    # Skip tokens already announced (one query); the unique key still guards against a
-    # concurrent run that inserts between this read and our insert.
-    seen = set(
-        Notification.objects.filter(
-            kind=NotificationKind.TOKEN_EXPIRING,
-            dedupe_key__in=[token_expiring_dedupe_key(token) for token in candidates],
-        ).values_list("dedupe_key", flat=True)
-    )
-    for token in candidates:
-        key = token_expiring_dedupe_key(token)
-        if key in seen:
-            continue
-        data = token_event_data(token)
-        created = notification_create(
-            user=token.user,
-            kind=NotificationKind.TOKEN_EXPIRING,
-            dedupe_key=key,
-            context={
-                "token_id": token.pk,
-                "prefix": token.prefix,
-                "duration_hours": token.duration_hours,
-                "scope": token.scope,
-                "expires_at": token.expires_at.isoformat(),
-                "hours_left": max(0, int((token.expires_at - now).total_seconds() // 3600)),
-            },
-            webhook_event="token.expiring",
-            webhook_data=data,
-        )
-        if created is not None:
-            notified.append(token.pk)
-    return notified
+    after = None
+    while True:
+        qs = base
+        if after is not None:
+            qs = qs.filter(Q(expires_at__gt=after[0]) | Q(expires_at=after[0], pk__gt=after[1]))
+        with transaction.atomic():
+            tokens = _lock_chunk(qs, chunk_size)
+            items = []
+            for token in tokens:
+                items.append(
+                    {
+                        "user": token.user,
+                        "kind": NotificationKind.TOKEN_EXPIRING,
+                        "dedupe_key": token_expiring_dedupe_key(token),
+                        "context": {
+                            "token_id": token.pk,
+                            "prefix": token.prefix,
+                            "duration_hours": token.duration_hours,
+                            "scope": token.scope,
+                            "expires_at": token.expires_at.isoformat(),
+                            "hours_left": max(0, int((token.expires_at - now).total_seconds() // 3600)),
+                        },
+                        "webhook_event": "token.expiring",
+                        "webhook_data": token_event_data(token),
+                    }
+                )
+            created = notifications_create_many(items)
+        keys = {n.dedupe_key for n in created}
+        notified.extend(t.pk for t in tokens if token_expiring_dedupe_key(t) in keys)
+        if len(tokens) < chunk_size:
+            return notified
+        after = (tokens[-1].expires_at, tokens[-1].pk)
 
 
-def notify_low_balance(*, now: datetime | None = None) -> list[int]:
+def notify_low_balance(*, now: datetime | None = None, chunk_size: int = JOB_CHUNK_SIZE) -> list[int]:
     """Email (and `balance.low` webhook) to each active user whose balance is below
     LOW_BALANCE_THRESHOLD, at most once per LOW_BALANCE_NOTIFY_EVERY_HOURS per user.
 
     Users who never had a ledger entry (registered, never topped up) are not told their empty
-    balance is "low". Each user is decided under a lock on their row, so concurrent runs cannot
-    both send. Returns the ids of users notified now."""
+    balance is "low". In chunks (keyset on id): the chunk's users are taken under a row lock
+    (FOR UPDATE SKIP LOCKED: a concurrent run takes other users, and the conditions are read
+    again under the lock), then one bulk insert. Returns the ids of users notified now."""
     now = now or timezone.now()
     threshold = Decimal(settings.LOW_BALANCE_THRESHOLD)
     since = now - timedelta(hours=settings.LOW_BALANCE_NOTIFY_EVERY_HOURS)
     recent = Notification.objects.filter(
         user=OuterRef("pk"), kind=NotificationKind.BALANCE_LOW, created_at__gt=since
     )
-    candidates = list(
+    base = (
         User.objects.filter(is_active=True, balance__lt=threshold)
         .filter(Exists(Transaction.objects.filter(user=OuterRef("pk"))))
         .exclude(Exists(recent))
-        .values_list("pk", flat=True)
+        .only("pk", "email", "language", "balance", "notify_low_balance", "is_active", "username")
+        .order_by("pk")
     )
     notified: list[int] = []
-    for user_id in candidates:
+    last = 0
+    while True:
         with transaction.atomic():
-            user = User.objects.select_for_update(of=("self",)).filter(pk=user_id).first()
-            if user is None or user.balance >= threshold or not user.is_active:
-                continue
-            if Notification.objects.filter(
-                user_id=user_id, kind=NotificationKind.BALANCE_LOW, created_at__gt=since
-            ).exists():
-                continue
-            balance = f"{user.balance:.2f}"
-            notification_create(
-                user=user,
-                kind=NotificationKind.BALANCE_LOW,
-                context={"balance": balance, "threshold": f"{threshold:.2f}"},
-                webhook_event="balance.low",
-                webhook_data={"balance": balance, "threshold": f"{threshold:.2f}"},
-            )
-            notified.append(user_id)
-    return notified
+            users = _lock_chunk(base.filter(pk__gt=last), chunk_size)
+            items = []
+            for user in users:
+                balance = f"{user.balance:.2f}"
+                items.append(
+                    {
+                        "user": user,
+                        "kind": NotificationKind.BALANCE_LOW,
+                        "context": {"balance": balance, "threshold": f"{threshold:.2f}"},
+                        "webhook_event": "balance.low",
+                        "webhook_data": {"balance": balance, "threshold": f"{threshold:.2f}"},
+                    }
+                )
+            notifications_create_many(items)
+        notified.extend(u.pk for u in users)
+        if len(users) < chunk_size:
+            return notified
+        last = users[-1].pk
 
 
 def notification_emails_requeue_stuck(*, now: datetime | None = None, limit: int = 500) -> list[int]:
@@ -325,6 +479,6 @@ def notification_emails_requeue_stuck(*, now: datetime | None = None, limit: int
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
-    for notification_id in stuck:
-        _queue_email(notification_id)
+    if stuck:
+        _queue_emails(stuck)
     return stuck

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -97,39 +97,78 @@ def session_start(
     return session
 
 
-def sessions_flush_counters() -> int:
+JOB_CHUNK_SIZE = 1000
+COUNTER_FIELDS = ["request_count", "bytes_in", "bytes_out", "last_seen"]
+
+
+def _open_session_chunks(chunk_size: int, **filters):
+    """Open sessions in chunks of `chunk_size` (keyset on id; no default ordering, no COUNT)."""
+    last = 0
+    while True:
+        chunk = list(
+            ProxySession.objects.filter(ended_at__isnull=True, pk__gt=last, **filters)
+            .only("pk", "key", *COUNTER_FIELDS)
+            .order_by("pk")[:chunk_size]
+        )
+        if chunk:
+            yield chunk
+        if len(chunk) < chunk_size:
+            return
+        last = chunk[-1].pk
+
+
+def sessions_flush_counters(*, chunk_size: int = JOB_CHUNK_SIZE) -> int:
     """Write the kv counters of every open session into its row. Idempotent: the kv holds
-    absolute totals, so running it twice (or concurrently) writes the same numbers."""
+    absolute totals, so running it twice (or concurrently) writes the same numbers. Per chunk of
+    open sessions: one SELECT, one pipelined kv read, one bulk UPDATE of the rows that changed."""
     state = get_state()
     updated = 0
-    for session in ProxySession.objects.filter(ended_at__isnull=True).iterator():
-        changed = _apply_counters(session, state.counters(session.key))
+    for chunk in _open_session_chunks(chunk_size):
+        changed = [
+            session
+            for session, counters in zip(chunk, state.counters_many([s.key for s in chunk]), strict=True)
+            if _apply_counters(session, counters)
+        ]
         if changed:
-            session.save(update_fields=changed)
-            updated += 1
+            ProxySession.objects.bulk_update(changed, COUNTER_FIELDS)
+            updated += len(changed)
     update_active_gauge()
     return updated
 
 
-def sessions_close_idle(*, now: datetime | None = None) -> list[int]:
+def sessions_close_idle(*, now: datetime | None = None, chunk_size: int = JOB_CHUNK_SIZE) -> list[int]:
     """End open sessions without a request for SESSION_IDLE_MINUTES (ended_at = last request +
-    the idle time). Idempotent: an ended session is never touched again."""
+    the idle time). Idempotent: an ended session is never touched again. Candidates are the open
+    sessions whose stored `last_seen` is that old (the kv may know a later request: read per chunk
+    in one pipeline); each chunk is locked with FOR UPDATE SKIP LOCKED (a concurrent run or a
+    session start takes other rows) and ended with one bulk UPDATE; their kv counters are dropped
+    after commit in one call."""
     now = now or timezone.now()
     idle = timedelta(minutes=settings.SESSION_IDLE_MINUTES)
     state = get_state()
-    closed = []
-    for session in ProxySession.objects.filter(ended_at__isnull=True).iterator():
-        _apply_counters(session, state.counters(session.key))
-        if session.last_seen + idle > now:
-            continue
+    closed: list[int] = []
+    last = 0
+    while True:
         with transaction.atomic():
-            row = (
-                ProxySession.objects.select_for_update().filter(pk=session.pk, ended_at__isnull=True).first()
-            )
-            if row is None:
-                continue
-            _end(row, now)
-            closed.append(row.pk)
+            qs = ProxySession.objects.filter(ended_at__isnull=True, last_seen__lte=now - idle, pk__gt=last)
+            if connection.features.has_select_for_update_skip_locked:
+                qs = qs.select_for_update(skip_locked=True)
+            chunk = list(qs.order_by("pk")[:chunk_size])
+            ended = []
+            for session, counters in zip(chunk, state.counters_many([s.key for s in chunk]), strict=True):
+                _apply_counters(session, counters)
+                if session.last_seen + idle > now:
+                    continue
+                session.ended_at = max(session.last_seen, min(now, session.last_seen + idle))
+                ended.append(session)
+            if ended:
+                ProxySession.objects.bulk_update(ended, [*COUNTER_FIELDS, "ended_at"])
+                keys = [s.key for s in ended]
+                transaction.on_commit(lambda k=keys: state.drop_counters_many(k))
+        closed.extend(s.pk for s in ended)
+        if len(chunk) < chunk_size:
+            break
+        last = chunk[-1].pk
     update_active_gauge()
     return closed
 

@@ -97,6 +97,19 @@ class RedisState:
     def drop_counters(self, sid: str) -> None:
         self.kv.client.delete(self.kv.full_key(counters_key(sid)))
 
+    def counters_many(self, sids: list[str]) -> list[dict[str, float] | None]:
+        """`counters` of many sessions in one pipelined round trip (the jobs)."""
+        if not sids:
+            return []
+        pipe = self.kv.client.pipeline(transaction=False)
+        for sid in sids:
+            pipe.hgetall(self.kv.full_key(counters_key(sid)))
+        return [_decode_counters(raw) if raw else None for raw in pipe.execute()]
+
+    def drop_counters_many(self, sids: list[str]) -> None:
+        if sids:
+            self.kv.client.delete(*(self.kv.full_key(counters_key(sid)) for sid in sids))
+
 
 class CacheState:
     def __init__(self, kv: CacheKV):
@@ -131,6 +144,13 @@ class CacheState:
 
     def drop_counters(self, sid: str) -> None:
         self.kv.delete(counters_key(sid))
+
+    def counters_many(self, sids: list[str]) -> list[dict[str, Any] | None]:
+        return [self.counters(sid) for sid in sids]
+
+    def drop_counters_many(self, sids: list[str]) -> None:
+        for sid in sids:
+            self.drop_counters(sid)
 
 
 _state: RedisState | CacheState | None = None

@@ -18,7 +18,7 @@ from currency.services import balance_change
 from tokens import validation
 from tokens.metrics import token_purchases_total
 from tokens.models import AccessToken, Scope, token_digest
-from webhooks.events import token_event_emit
+from webhooks.events import token_event_emit, token_events_emit
 from zenzefi.errors import Conflict, InvalidInput, NotFound
 from zenzefi.metrics import znc_revenue_total
 from zenzefi.money import to_money, to_money_down
@@ -205,22 +205,57 @@ def token_revoke(
     return token
 
 
-def tokens_expire_due(*, now: datetime | None = None) -> list[int]:
-    """Mark tokens whose time ran out (once each) and drop their cache entries."""
+EXPIRE_CHUNK_SIZE = 1000
+
+
+def tokens_expire_due(*, now: datetime | None = None, chunk_size: int = EXPIRE_CHUNK_SIZE) -> list[int]:
+    """Mark tokens whose time ran out (once each), drop their cache entries (tombstones) and fire
+    `token.expired`. Set-based, in chunks: per chunk one `UPDATE … RETURNING` over rows taken with
+    `FOR UPDATE SKIP LOCKED` (two workers never take the same token), one Redis pipeline and one
+    batch of webhook deliveries after commit. Idempotent: a marked token is never taken again."""
     now = now or timezone.now()
-    due = list(
-        AccessToken.objects.filter(
-            expires_at__lte=now, expired_at__isnull=True, revoked_at__isnull=True
-        ).values_list("pk", "digest", "user_id")
-    )
     marked: list[int] = []
-    for pk, digest, user_id in due:
+    while True:
         with transaction.atomic():
-            if AccessToken.objects.filter(pk=pk, expired_at__isnull=True).update(expired_at=now):
-                marked.append(pk)
-                transaction.on_commit(lambda d=digest: validation.mark_dead(d, "expired"))
+            rows = _expire_chunk(now, chunk_size)
+            if rows:
+                digests = [digest for _, digest, _ in rows]
+                events = [(pk, user_id) for pk, _, user_id in rows]
+                transaction.on_commit(lambda d=digests: validation.mark_dead_many(d, "expired"))
                 transaction.on_commit(
-                    lambda t=pk, u=user_id: token_event_emit(token_id=t, user_id=u, event="token.expired"),
-                    robust=True,
+                    lambda e=events: token_events_emit(tokens=e, event="token.expired"), robust=True
                 )
-    return marked
+        marked.extend(pk for pk, _, _ in rows)
+        if len(rows) < chunk_size:
+            return marked
+
+
+def _expire_chunk(now: datetime, chunk_size: int) -> list[tuple[int, str, int]]:
+    """Mark up to `chunk_size` due tokens; (id, digest, user_id) of those marked now."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                UPDATE tokens_accesstoken SET expired_at = %s
+                WHERE id IN (
+                    SELECT id FROM tokens_accesstoken
+                    WHERE expires_at <= %s AND expired_at IS NULL AND revoked_at IS NULL
+                    LIMIT %s FOR UPDATE SKIP LOCKED
+                ) AND expired_at IS NULL
+                RETURNING id, digest, user_id
+                """,
+                [now, now, chunk_size],
+            )
+            return [tuple(row) for row in cursor.fetchall()]
+    # Elsewhere (SQLite: the IMMEDIATE transaction already serialises writers).
+    rows = list(
+        AccessToken.objects.filter(expires_at__lte=now, expired_at__isnull=True, revoked_at__isnull=True)
+        .order_by()
+        .values_list("pk", "digest", "user_id")[:chunk_size]
+    )
+    AccessToken.objects.filter(pk__in=[pk for pk, _, _ in rows], expired_at__isnull=True).update(
+        expired_at=now
+    )
+    return rows

@@ -34,3 +34,15 @@ def token_event_emit(*, token_id: int, user_id: int, event: str) -> list[int]:
         return token_event_data(AccessToken.objects.get(pk=token_id))
 
     return webhook_emit(user_id=user_id, event=event, data=data)
+
+
+def token_events_emit(*, tokens: list[tuple[int, int]], event: str) -> list[int]:
+    """`token_event_emit` for many (token_id, user_id) pairs at once: a fixed number of queries
+    per call (endpoints of all the users, then the tokens that some endpoint wants)."""
+    from tokens.models import AccessToken
+    from webhooks.services import webhook_emit_many
+
+    def data(token_ids: list[int]) -> dict[int, dict[str, Any]]:
+        return {t.pk: token_event_data(t) for t in AccessToken.objects.filter(pk__in=token_ids).order_by()}
+
+    return webhook_emit_many(items=tokens, event=event, data=data)

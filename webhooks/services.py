@@ -96,8 +96,14 @@ def webhook_endpoint_delete(*, user, endpoint_id: int, request=None) -> None:
 def _queue(delivery_ids: list[int]) -> None:
     from webhooks.tasks import deliver_webhook
 
-    for delivery_id in delivery_ids:
-        deliver_webhook.delay(delivery_id)
+    if len(delivery_ids) <= 1:
+        for delivery_id in delivery_ids:
+            deliver_webhook.delay(delivery_id)
+        return
+    # Many at once (jobs): one broker connection for the whole batch.
+    with deliver_webhook.app.producer_or_acquire() as producer:
+        for delivery_id in delivery_ids:
+            deliver_webhook.apply_async((delivery_id,), producer=producer)
 
 
 def webhook_emit(
@@ -130,6 +136,52 @@ def webhook_emit(
             for pk in endpoints
         ]
         ids = [row.pk for row in rows]
+        transaction.on_commit(lambda: _queue(ids), robust=True)
+    return ids
+
+
+def webhook_emit_many(
+    *,
+    items: list[tuple[int, int]],
+    event: str,
+    data: Callable[[list[int]], dict[int, dict[str, Any]]],
+) -> list[int]:
+    """`webhook_emit` for many (object_id, user_id) pairs of one event, in a fixed number of
+    queries: one for the endpoints of all the users, `data(object_ids)` (called only for objects
+    some endpoint wants) for the payloads, one bulk insert; the deliveries are queued after
+    commit in one batch. Returns the delivery ids."""
+    if event not in EVENTS:
+        raise ValueError(f"Unknown webhook event {event!r}")
+    if not items:
+        return []
+    endpoints: dict[int, list[int]] = {}
+    for pk, user_id, events in WebhookEndpoint.objects.filter(
+        user_id__in={user_id for _, user_id in items}, is_active=True
+    ).values_list("pk", "user_id", "events"):
+        if event in (events or []):
+            endpoints.setdefault(user_id, []).append(pk)
+    wanted = [(object_id, user_id) for object_id, user_id in items if user_id in endpoints]
+    if not wanted:
+        return []
+    payloads = data([object_id for object_id, _ in wanted])
+    timestamp = timezone.now().isoformat()
+    rows = []
+    for object_id, user_id in wanted:
+        if object_id not in payloads:
+            continue
+        payload = {
+            "type": event,
+            "timestamp": timestamp,
+            "data": json.loads(json.dumps(payloads[object_id], cls=DjangoJSONEncoder)),
+        }
+        event_id = f"msg_{uuid.uuid4().hex}"
+        rows.extend(
+            WebhookDelivery(endpoint_id=pk, event=event, event_id=event_id, payload=payload)
+            for pk in endpoints[user_id]
+        )
+    with transaction.atomic():
+        created = WebhookDelivery.objects.bulk_create(rows, batch_size=500)
+        ids = [row.pk for row in created]
         transaction.on_commit(lambda: _queue(ids), robust=True)
     return ids
 
