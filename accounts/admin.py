@@ -13,6 +13,7 @@ from audit.services import audit_record
 from currency.models import TransactionType
 from currency.services import balance_change
 from tokens.validation import forget_user
+from zenzefi.admin_search import user_ids_matching
 from zenzefi.errors import ApplicationError
 
 ADJUST_PERMISSION = "accounts.adjust_balance"
@@ -33,8 +34,16 @@ class UserAdmin(DjangoUserAdmin):
         "date_joined",
     )
     list_filter = ("is_active", "is_staff", "is_superuser", "tier", "language")
-    search_fields = ("username", "email", "full_name", "referral_code")
+    # Searches exact username, email, referral code or id (see zenzefi.admin_search): indexed.
+    search_fields = ("=username", "=email", "=referral_code")
     ordering = ("-date_joined",)
+    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        if not (search_term or "").strip():
+            return queryset, False
+        return queryset.filter(pk__in=user_ids_matching(search_term)), False
+
     readonly_fields = (
         "balance_with_adjust_link",
         "referral_code",

@@ -1,16 +1,18 @@
 from django.contrib import admin
 
 from audit.models import AuditLog
+from zenzefi.admin_search import IndexedSearchAdmin
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(IndexedSearchAdmin):
     """Read-only: the audit trail is never edited by hand."""
 
     list_display = ("created_at", "action", "actor", "resource_type", "resource_id", "ip", "suspicious")
-    list_filter = ("suspicious", "action", "resource_type")
-    search_fields = ("action", "resource_id", "actor__username", "actor__email", "ip")
-    date_hierarchy = "created_at"
+    list_filter = ("suspicious", "created_at")
+    search_fields = ("=actor__username", "=actor__email", "=action")
+    search_user_fields = ("actor",)
+    search_exact_fields = ("action",)
     list_select_related = ("actor",)
 
     def has_add_permission(self, request):

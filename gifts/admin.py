@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from gifts.models import GiftCode
+from zenzefi.admin_search import IndexedSearchAdmin
 
 
 @admin.register(GiftCode)
-class GiftCodeAdmin(admin.ModelAdmin):
+class GiftCodeAdmin(IndexedSearchAdmin):
     """Read-only: gift codes are written by `gifts.services` (the code itself is never stored)."""
 
     list_display = (
@@ -19,10 +20,11 @@ class GiftCodeAdmin(admin.ModelAdmin):
         "redeemed_at",
     )
     list_filter = ("scope", "duration_hours")
-    search_fields = ("prefix", "buyer__username", "redeemed_by__username")
+    search_fields = ("=buyer__username", "=redeemed_by__username", "=prefix")
+    search_user_fields = ("buyer", "redeemed_by")
+    search_exact_fields = ("prefix",)
     list_select_related = ("buyer", "redeemed_by")
     exclude = ("digest",)
-    date_hierarchy = "created_at"
 
     def has_add_permission(self, request):
         return False

@@ -1,16 +1,18 @@
 from django.contrib import admin
 
 from notifications.models import Notification
+from zenzefi.admin_search import IndexedSearchAdmin
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(IndexedSearchAdmin):
     """Read-only log of notifications decided and their email's fate."""
 
     list_display = ("created_at", "kind", "user", "language", "email_status", "attempts", "sent_at")
-    list_filter = ("kind", "email_status", "language")
-    search_fields = ("user__username", "user__email", "dedupe_key")
-    date_hierarchy = "created_at"
+    list_filter = ("kind", "email_status", "language", "created_at")
+    search_fields = ("=user__username", "=user__email", "=dedupe_key")
+    search_user_fields = ("user",)
+    search_exact_fields = ("dedupe_key",)
     list_select_related = ("user",)
 
     def has_add_permission(self, request):

@@ -4,11 +4,12 @@ from django.utils import timezone
 
 from payments.models import ExchangeRate, Payment, PaymentStatus
 from payments.services import payment_complete
+from zenzefi.admin_search import IndexedSearchAdmin
 from zenzefi.errors import ApplicationError
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(IndexedSearchAdmin):
     """Payments are written by `payments.services` only: every field is read-only here. The
     action completes pending mock payments through the same service as a provider callback."""
 
@@ -24,10 +25,11 @@ class PaymentAdmin(admin.ModelAdmin):
         "status",
         "completed_at",
     )
-    list_filter = ("status", "provider", "currency")
-    search_fields = ("user__username", "user__email", "provider_payment_id")
+    list_filter = ("status", "provider", "currency", "created_at")
+    search_fields = ("=user__username", "=user__email", "=provider_payment_id")
+    search_user_fields = ("user",)
+    search_exact_fields = ("provider_payment_id",)
     list_select_related = ("user",)
-    date_hierarchy = "created_at"
     actions = ["mark_succeeded_mock"]
 
     def get_readonly_fields(self, request, obj=None):

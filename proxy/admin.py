@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from proxy.models import ProxySession
+from zenzefi.admin_search import IndexedSearchAdmin
 
 
 class OpenFilter(admin.SimpleListFilter):
@@ -19,7 +20,7 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(ProxySession)
-class ProxySessionAdmin(admin.ModelAdmin):
+class ProxySessionAdmin(IndexedSearchAdmin):
     """Read-only: sessions are written by the proxy and its jobs only."""
 
     list_display = (
@@ -36,8 +37,9 @@ class ProxySessionAdmin(admin.ModelAdmin):
         "bytes_out",
     )
     list_filter = (OpenFilter, "started_at", "ended_at")
-    search_fields = ("device_id", "ip", "user__username", "user__email", "token__prefix")
-    date_hierarchy = "started_at"
+    search_fields = ("=user__username", "=user__email", "=device_id")
+    search_user_fields = ("user",)
+    search_exact_fields = ("device_id",)
     list_select_related = ("user", "token")
     raw_id_fields = ("user", "token")
 

@@ -1,16 +1,18 @@
 from django.contrib import admin
 
 from referrals.models import ReferralBonus
+from zenzefi.admin_search import IndexedSearchAdmin
 
 
 @admin.register(ReferralBonus)
-class ReferralBonusAdmin(admin.ModelAdmin):
+class ReferralBonusAdmin(IndexedSearchAdmin):
     """Read-only: bonuses are written by `referrals.services` with the deposit that qualified."""
 
     list_display = ("created_at", "referrer", "referred", "deposit_amount", "amount")
-    search_fields = ("referrer__username", "referred__username")
+    search_fields = ("=referrer__username", "=referred__username")
+    search_user_fields = ("referrer", "referred")
     list_select_related = ("referrer", "referred")
-    date_hierarchy = "created_at"
+    list_filter = ("created_at",)
 
     def has_add_permission(self, request):
         return False

@@ -6,6 +6,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from tokens.models import AccessToken, TokenState
 from tokens.services import token_revoke
+from zenzefi.admin_search import IndexedSearchAdmin
 from zenzefi.errors import ApplicationError, Conflict
 
 REVOKE_PERMISSION = "tokens.revoke_token"
@@ -36,7 +37,7 @@ class TokenStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(admin.ModelAdmin):
+class AccessTokenAdmin(IndexedSearchAdmin):
     """Tokens are changed by services only: no add, no delete, no raw edits (except `auto_renew`).
     The digest is never shown; revoking goes through `token_revoke` (with or without refund)."""
 
@@ -55,9 +56,10 @@ class AccessTokenAdmin(admin.ModelAdmin):
         "auto_renew",
     )
     list_filter = (TokenStateFilter, "scope", "duration_hours", "auto_renew")
-    search_fields = ("user__username", "user__email", "prefix")
+    search_fields = ("=user__username", "=user__email", "=prefix")
+    search_user_fields = ("user",)
+    search_exact_fields = ("prefix",)
     list_select_related = ("user",)
-    date_hierarchy = "created_at"
     exclude = ("digest",)
     fields = (
         "user",

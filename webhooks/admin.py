@@ -2,19 +2,22 @@ from django.contrib import admin, messages
 
 from webhooks import services
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from zenzefi.admin_search import IndexedSearchAdmin
 from zenzefi.errors import ApplicationError
 
 REPLAY_PERMISSION = "webhooks.replay_webhookdelivery"
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(IndexedSearchAdmin):
     """Endpoints are created by their owners (the secret is shown to them once); staff can
     disable or re-enable one. The secret is never shown here."""
 
     list_display = ("id", "user", "url", "is_active", "consecutive_failures", "failing_since", "created_at")
     list_filter = ("is_active",)
-    search_fields = ("url", "user__username", "user__email")
+    search_fields = ("=user__username", "=user__email", "=url")
+    search_user_fields = ("user",)
+    search_exact_fields = ("url",)
     list_select_related = ("user",)
     fields = (
         "user",
@@ -57,13 +60,14 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(IndexedSearchAdmin):
     """Read-only record of deliveries and their attempts; "Replay" sends one again."""
 
     list_display = ("id", "event", "endpoint", "status", "attempts", "last_status_code", "created_at")
-    list_filter = ("status", "event")
-    search_fields = ("event_id", "endpoint__url", "endpoint__user__username")
-    date_hierarchy = "created_at"
+    search_fields = ("=endpoint__user__username", "=endpoint__user__email", "=event_id")
+    search_user_fields = ("endpoint__user",)
+    search_exact_fields = ("event_id",)
+    list_filter = ("status", "event", "created_at")
     list_select_related = ("endpoint",)
     inlines = [WebhookAttemptInline]
     actions = ["replay"]
