@@ -69,6 +69,7 @@ class User(AbstractUser):
 
     class Meta:
         permissions = [("adjust_balance", "Can adjust a user's balance (writes an ADJUSTMENT)")]
+        indexes = [models.Index(fields=["date_joined", "id"], name="user_date_joined_idx")]  # staff lists
         constraints = [
             models.CheckConstraint(condition=models.Q(balance__gte=0), name="user_balance_non_negative"),
             models.CheckConstraint(

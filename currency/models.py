@@ -38,7 +38,10 @@ class Transaction(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["user", "-created_at"])]
+        indexes = [
+            # History pages: the ordering's full key, so a page is an index range (keyset).
+            models.Index(fields=["user", "created_at", "id"], name="tx_user_created_id_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=~models.Q(amount=0), name="transaction_amount_not_zero"),
             models.CheckConstraint(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -17,6 +16,7 @@ from currency import payments, selectors
 from currency.page_forms import TopUpForm, TransactionFilterForm
 from zenzefi.errors import ApplicationError
 from zenzefi.page_errors import page_error_message
+from zenzefi.pagination import DeferredJoinPaginator
 
 PAGE_SIZE = 20
 
@@ -84,6 +84,6 @@ def transactions(request: HttpRequest) -> HttpResponse:
     form = TransactionFilterForm(request.GET or None)
     transaction_type = form.cleaned_data["type"] or None if form.is_valid() else None
     qs = selectors.transaction_list(user=request.user, transaction_type=transaction_type)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = DeferredJoinPaginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = f"&type={transaction_type}" if transaction_type else ""
     return render(request, "currency/transactions.html", {"form": form, "page": page, "query": query})

@@ -33,6 +33,7 @@ class ProxySession(models.Model):
             models.Index(fields=["user", "started_at"]),
             models.Index(fields=["ended_at", "last_seen"]),
             models.Index(fields=["device_id"]),
+            models.Index(fields=["started_at", "id"], name="session_started_idx"),  # lists, stats
         ]
 
     def __str__(self) -> str:

@@ -65,7 +65,16 @@ class AccessToken(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("revoke_token", "Can revoke tokens from the admin")]
-        indexes = [models.Index(fields=["user", "revoked_at", "expires_at"])]
+        indexes = [
+            models.Index(fields=["user", "revoked_at", "expires_at"]),
+            # The expiry, expiring-soon and renewal jobs: only running tokens (a small part).
+            models.Index(
+                fields=["expires_at"],
+                condition=models.Q(expired_at__isnull=True, revoked_at__isnull=True),
+                name="token_running_expiry_idx",
+            ),
+            models.Index(fields=["prefix"], name="token_prefix_idx"),  # admin search
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(cost__gte=0), name="token_cost_non_negative"),
             models.CheckConstraint(
