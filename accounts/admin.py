@@ -13,7 +13,7 @@ from audit.services import audit_record
 from currency.models import TransactionType
 from currency.services import balance_change
 from tokens.validation import forget_user
-from zenzefi.admin_search import user_ids_matching
+from zenzefi.admin_search import CappedCountPaginator, user_ids_matching
 from zenzefi.errors import ApplicationError
 
 ADJUST_PERMISSION = "accounts.adjust_balance"
@@ -38,6 +38,7 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ("=username", "=email", "=referral_code")
     ordering = ("-date_joined",)
     show_full_result_count = False
+    paginator = CappedCountPaginator
 
     def get_search_results(self, request, queryset, search_term):
         if not (search_term or "").strip():

@@ -232,7 +232,7 @@ class _EpochSeconds(Func):
 
     def as_sqlite(self, compiler, connection, **extra):
         return super().as_sql(
-            compiler, connection, template="CAST(strftime('%%s', %(expressions)s) AS INTEGER)", **extra
+            compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)", **extra
         )
 
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.functional import cached_property
 
 
 def user_ids_matching(term: str) -> list[int]:
@@ -42,8 +44,22 @@ def user_ids_matching(term: str) -> list[int]:
     )
 
 
+ADMIN_COUNT_CAP = 10_000
+
+
+class CappedCountPaginator(Paginator):
+    """The changelist's paginator counts at most ADMIN_COUNT_CAP rows (`SELECT COUNT(*) FROM
+    (… LIMIT cap)`), not the whole table: beyond that the admin offers pages up to the cap and
+    narrowing by a filter or a search reaches the rest."""
+
+    @cached_property
+    def count(self):
+        return self.object_list[:ADMIN_COUNT_CAP].count()
+
+
 class IndexedSearchAdmin(admin.ModelAdmin):
     show_full_result_count = False
+    paginator = CappedCountPaginator
     search_user_fields: tuple[str, ...] = ()
     search_exact_fields: tuple[str, ...] = ()
 

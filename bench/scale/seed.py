@@ -183,7 +183,7 @@ def seed_sql(c: dict[str, int]) -> list[tuple[str, str]]:
             SELECT setval(pg_get_serial_sequence('tokens_accesstoken', 'id'), (SELECT max(id) FROM tokens_accesstoken));
             """,
         ),
-        ("analyze", "ANALYZE"),
+        ("vacuum analyze", "VACUUM ANALYZE"),
     ]
 
 

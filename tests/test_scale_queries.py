@@ -1,0 +1,278 @@
+"""Query shapes that must not grow with the data (issue 16, SPEC §19 "at scale"): each job's
+query count is the same for 10 and 200 due items, a deep page reads the table by primary key
+(its OFFSET walks ids only), jobs stay idempotent, and two concurrent expiry runs never take the
+same token (PostgreSQL)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from currency.models import Transaction
+from notifications import services as notifications
+from notifications.models import Notification, NotificationKind
+from proxy import services as proxy_services
+from proxy.models import ProxySession
+from proxy.state import RedisState, counters_key, get_state
+from tests.concurrency import run_concurrently
+from tests.factories import UserFactory, fund
+from tokens.models import AccessToken, token_digest
+from tokens.services import tokens_expire_due
+from webhooks import services as webhooks
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from zenzefi import pagination
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """What the jobs hand to the broker (after commit), without a broker."""
+    sent = {"webhooks": [], "emails": []}
+    monkeypatch.setattr(webhooks, "_queue", lambda ids: sent["webhooks"].extend(ids))
+    monkeypatch.setattr(notifications, "_queue_emails", lambda ids: sent["emails"].extend(ids))
+    return sent
+
+
+def _owners(n: int) -> list:
+    users = [UserFactory() for _ in range(n)]
+    for user in users:
+        WebhookEndpoint.objects.create(
+            user=user,
+            url="http://127.0.0.1:9/hook",
+            events=["token.expired", "token.expiring", "balance.low"],
+            secret_salt="salt",
+        )
+    return users
+
+
+def _tokens(users, n: int, *, activated_ago: timedelta, hours: int = 24) -> list[AccessToken]:
+    now = timezone.now()
+    rows = []
+    for i in range(n):
+        digest = token_digest(secrets.token_urlsafe(16))
+        activated = now - activated_ago
+        rows.append(
+            AccessToken(
+                user=users[i % len(users)],
+                digest=digest,
+                prefix=digest[:8],
+                duration_hours=hours,
+                cost=Decimal("18.00"),
+                activated_at=activated,
+                expires_at=activated + timedelta(hours=hours),
+            )
+        )
+    return AccessToken.objects.bulk_create(rows)
+
+
+def _count(job, capture) -> tuple[int, object]:
+    with CaptureQueriesContext(connection) as ctx, capture(execute=True):
+        result = job()
+    return _shape(ctx), result
+
+
+def _shape(ctx) -> int:
+    """The number of queries; on SQLite without the extra INSERT batches that its 999-parameter
+    limit forces on a bulk insert or update (PostgreSQL writes a chunk in one statement)."""
+    queries = [q["sql"] for q in ctx.captured_queries]
+    if connection.vendor == "sqlite":
+        queries = [
+            sql
+            for sql in queries
+            if not sql.startswith(("INSERT", "SAVEPOINT", "RELEASE")) and " = CASE WHEN " not in sql
+        ]
+    return len(queries)
+
+
+def _clean():
+    WebhookDelivery.objects.all().delete()
+    Notification.objects.all().delete()
+    AccessToken.objects.all().delete()
+
+
+@pytest.mark.django_db
+def test_expire_tokens_query_count_is_flat(django_capture_on_commit_callbacks, queued):
+    users = _owners(5)
+    counts = {}
+    for n in (10, 200):
+        _clean()
+        tokens = _tokens(users, n, activated_ago=timedelta(hours=25))
+        counts[n], marked = _count(tokens_expire_due, django_capture_on_commit_callbacks)
+        assert sorted(marked) == sorted(t.pk for t in tokens)
+        assert AccessToken.objects.filter(expired_at__isnull=True).count() == 0
+        assert WebhookDelivery.objects.filter(event="token.expired").count() == n
+        # Idempotent: a second run takes nothing and fires nothing.
+        assert tokens_expire_due() == []
+        assert WebhookDelivery.objects.filter(event="token.expired").count() == n
+    assert counts[10] == counts[200]
+
+
+@pytest.mark.django_db
+def test_expire_tokens_chunks_grow_queries_by_chunk(django_capture_on_commit_callbacks, queued):
+    users = _owners(3)
+    _tokens(users, 25, activated_ago=timedelta(hours=25))
+    with CaptureQueriesContext(connection) as ctx, django_capture_on_commit_callbacks(execute=True):
+        marked = tokens_expire_due(chunk_size=10)
+    assert len(marked) == 25
+    assert _shape(ctx) < 25  # three chunks, not 25 rows
+
+
+@pytest.mark.django_db
+def test_expiring_soon_query_count_is_flat(django_capture_on_commit_callbacks, queued):
+    users = _owners(5)
+    counts = {}
+    for n in (10, 200):
+        _clean()
+        _tokens(users, n, activated_ago=timedelta(hours=12))
+        counts[n], notified = _count(notifications.notify_expiring_tokens, django_capture_on_commit_callbacks)
+        assert len(notified) == n
+        assert Notification.objects.filter(kind=NotificationKind.TOKEN_EXPIRING).count() == n
+        assert WebhookDelivery.objects.filter(event="token.expiring").count() == n
+        # The rerun excludes announced tokens in SQL: nothing new, no duplicate.
+        assert notifications.notify_expiring_tokens() == []
+        assert Notification.objects.filter(kind=NotificationKind.TOKEN_EXPIRING).count() == n
+    assert counts[10] == counts[200]
+    assert len(queued["emails"]) == 210
+
+
+@pytest.mark.django_db
+def test_low_balance_query_count_is_flat(django_capture_on_commit_callbacks, queued):
+    counts = {}
+    for n in (10, 200):
+        Notification.objects.all().delete()
+        users = [UserFactory() for _ in range(n)]
+        for user in users:
+            fund(user, "5")
+        with CaptureQueriesContext(connection) as ctx, django_capture_on_commit_callbacks(execute=True):
+            notified = notifications.notify_low_balance()
+        counts[n] = _shape(ctx)
+        assert sorted(notified) == sorted(u.pk for u in users)
+        assert Notification.objects.filter(kind=NotificationKind.BALANCE_LOW).count() == n
+        assert notifications.notify_low_balance() == []  # at most once per 24 h
+        # Next round: these users are not low any more.
+        for user in users:
+            fund(user, "50")
+    assert counts[10] == counts[200]
+
+
+def _sessions(n: int, *, idle: bool) -> list[ProxySession]:
+    users = [UserFactory() for _ in range(3)]
+    tokens = _tokens(users, n, activated_ago=timedelta(hours=1))
+    seen = timezone.now() - (timedelta(minutes=30) if idle else timedelta(seconds=5))
+    return ProxySession.objects.bulk_create(
+        ProxySession(
+            key=secrets.token_hex(16),
+            token=t,
+            user_id=t.user_id,
+            device_id="dev",
+            started_at=seen - timedelta(minutes=1),
+            last_seen=seen,
+        )
+        for t in tokens
+    )
+
+
+def _set_counters(sessions, requests: int) -> None:
+    state = get_state()
+    for s in sessions:
+        values = {"n": requests, "bi": 10, "bo": 20}
+        if isinstance(state, RedisState):
+            state.kv.client.hset(state.kv.full_key(counters_key(s.key)), mapping=values)
+        else:
+            state.kv.set(counters_key(s.key), values, 600)
+
+
+@pytest.mark.django_db
+def test_close_idle_sessions_query_count_is_flat(django_capture_on_commit_callbacks):
+    counts = {}
+    for n in (10, 200):
+        ProxySession.objects.all().delete()
+        sessions = _sessions(n, idle=True)
+        _set_counters(sessions, 7)
+        counts[n], closed = _count(proxy_services.sessions_close_idle, django_capture_on_commit_callbacks)
+        assert sorted(closed) == sorted(s.pk for s in sessions)
+        assert ProxySession.objects.filter(ended_at__isnull=True).count() == 0
+        assert set(ProxySession.objects.values_list("request_count", flat=True)) == {7}
+        assert get_state().counters(sessions[0].key) is None  # dropped after commit
+        assert proxy_services.sessions_close_idle() == []
+    assert counts[10] == counts[200]
+
+
+@pytest.mark.django_db
+def test_flush_counters_query_count_is_flat(django_capture_on_commit_callbacks):
+    counts = {}
+    for n in (10, 200):
+        ProxySession.objects.all().delete()
+        sessions = _sessions(n, idle=False)
+        _set_counters(sessions, 3)
+        counts[n], updated = _count(
+            proxy_services.sessions_flush_counters, django_capture_on_commit_callbacks
+        )
+        assert updated == n
+        assert set(ProxySession.objects.values_list("request_count", flat=True)) == {3}
+        assert proxy_services.sessions_flush_counters() == 0  # nothing changed: no write
+    assert counts[10] == counts[200]
+
+
+@pytest.mark.django_db
+def test_deep_page_reads_rows_by_id_not_through_offset(api_client, monkeypatch):
+    monkeypatch.setattr(pagination, "DEFERRED_SLICE_FROM", 5)
+    user = UserFactory()
+    for _ in range(30):
+        fund(user, "1")
+    api_client.force_authenticate(user)
+    expected = list(
+        Transaction.objects.filter(user=user).order_by("-created_at", "-id").values_list("pk", flat=True)
+    )[20:25]
+    with CaptureQueriesContext(connection) as ctx:
+        response = api_client.get("/api/v1/currency/transactions?skip=20&limit=5")
+    assert response.status_code == 200
+    assert [row["id"] for row in response.json()["results"]] == expected
+    assert response.json()["count"] == 30
+    tx_queries = [q["sql"] for q in ctx.captured_queries if '"currency_transaction"' in q["sql"]]
+    with_offset = [sql for sql in tx_queries if "OFFSET" in sql.upper()]
+    # The only OFFSET walks ids (an index-only scan); the rows come by primary key.
+    assert with_offset
+    for sql in with_offset:
+        select_list = sql.upper().split(" FROM ")[0]
+        assert "BALANCE_AFTER" not in select_list and "DESCRIPTION" not in select_list
+    assert any('"balance_after"' in sql and "OFFSET" not in sql.upper() for sql in tx_queries)
+
+
+@pytest.mark.django_db
+def test_deep_history_page_reads_rows_by_id(client, monkeypatch):
+    monkeypatch.setattr(pagination, "DEFERRED_SLICE_FROM", 5)
+    user = UserFactory()
+    for _ in range(45):
+        fund(user, "1")
+    client.force_login(user)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get("/account/transactions/?page=2")
+    assert response.status_code == 200
+    row_queries = [
+        q["sql"] for q in ctx.captured_queries if '"currency_transaction"."balance_after"' in q["sql"]
+    ]
+    assert row_queries and all("OFFSET" not in sql.upper() for sql in row_queries)
+    page = response.context["page"]
+    assert [t.pk for t in page.object_list] == list(
+        Transaction.objects.filter(user=user).order_by("-created_at", "-id").values_list("pk", flat=True)
+    )[len(page.object_list) : 2 * len(page.object_list)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_expiry_runs_take_each_token_once(requires_postgres, monkeypatch):
+    sent = []
+    monkeypatch.setattr(webhooks, "_queue", lambda ids: sent.extend(ids))
+    users = _owners(4)
+    tokens = _tokens(users, 300, activated_ago=timedelta(hours=25))
+    results = run_concurrently([lambda: tokens_expire_due(chunk_size=20)] * 3)
+    assert all(isinstance(r, list) for r in results), results
+    marked = [pk for r in results for pk in r]
+    assert sorted(marked) == sorted(t.pk for t in tokens)  # each exactly once
+    assert WebhookDelivery.objects.filter(event="token.expired").count() == 300
+    assert sorted(sent) == sorted(WebhookDelivery.objects.values_list("pk", flat=True))
