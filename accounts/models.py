@@ -69,7 +69,10 @@ class User(AbstractUser):
 
     class Meta:
         permissions = [("adjust_balance", "Can adjust a user's balance (writes an ADJUSTMENT)")]
-        indexes = [models.Index(fields=["date_joined", "id"], name="user_date_joined_idx")]  # staff lists
+        indexes = [
+            models.Index(fields=["date_joined", "id"], name="user_date_joined_idx"),  # staff lists
+            models.Index(fields=["referred_by", "date_joined", "id"], name="user_referred_joined_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(balance__gte=0), name="user_balance_non_negative"),
             models.CheckConstraint(

@@ -349,9 +349,9 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
 
     now = now or timezone.now()
     horizon = now + timedelta(hours=settings.TOKEN_EXPIRING_NOTIFY_HOURS)
-    announced = Notification.objects.filter(
-        kind=NotificationKind.TOKEN_EXPIRING, dedupe_key=OuterRef("dedupe")
-    )
+    # Only the unique key (it starts with the kind): an index probe or a hash anti-join, never a
+    # filter over every notification of the kind.
+    announced = Notification.objects.filter(dedupe_key=OuterRef("dedupe"))
     base = (
         AccessToken.objects.filter(
             activated_at__isnull=False,

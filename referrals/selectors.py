@@ -15,7 +15,9 @@ def referral_link(user: User) -> str:
     return f"{settings.BACKEND_URL.rstrip('/')}/accounts/signup/?ref={user.referral_code}"
 
 
-def referral_stats(*, user: User, limit: int | None = None) -> dict[str, Any]:
+def referral_stats(*, user: User, limit: int | None = None, skip: int = 0) -> dict[str, Any]:
+    """SPEC §6's stats; `referred_users` is one page of them (newest first, `skip`/`limit`, an
+    index range on (referred_by, date_joined, id)); `total_referrals` counts them all."""
     referred = (
         User.objects.filter(referred_by=user)
         .annotate(qualified=Exists(ReferralBonus.objects.filter(referred=OuterRef("pk"))))
@@ -25,7 +27,7 @@ def referral_stats(*, user: User, limit: int | None = None) -> dict[str, Any]:
     total = User.objects.filter(referred_by=user).count()
     qualifying = ReferralBonus.objects.filter(referrer=user).count()
     earned = User.objects.filter(pk=user.pk).values_list("referral_bonus_earned", flat=True).get()
-    rows = referred[:limit] if limit else referred
+    rows = referred[skip : skip + limit] if limit else referred[skip:]
     return {
         "referral_code": user.referral_code,
         "referral_link": referral_link(user),

@@ -276,3 +276,38 @@ def test_concurrent_expiry_runs_take_each_token_once(requires_postgres, monkeypa
     assert sorted(marked) == sorted(t.pk for t in tokens)  # each exactly once
     assert WebhookDelivery.objects.filter(event="token.expired").count() == 300
     assert sorted(sent) == sorted(WebhookDelivery.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.django_db
+def test_referrals_are_paginated_and_counted_in_full(api_client):
+    referrer = UserFactory()
+    referred = [UserFactory(referred_by=referrer) for _ in range(3)]
+    api_client.force_authenticate(referrer)
+    body = api_client.get("/api/v1/users/me/referrals?skip=1&limit=1").json()
+    assert body["total_referrals"] == 3
+    newest_first = sorted(referred, key=lambda u: (u.date_joined, u.pk), reverse=True)
+    assert [row["username"] for row in body["referred_users"]] == [newest_first[1].username]
+    assert len(api_client.get("/api/v1/users/me/referrals").json()["referred_users"]) == 3
+    response = api_client.get("/api/v1/users/me/referrals?limit=0")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_pagination"
+
+
+@pytest.mark.django_db
+def test_staff_user_list_counts_tokens_per_page_not_by_grouping_all(api_client):
+    from tokens.services import token_purchase
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    owner = UserFactory(username="tokenowner")
+    fund(owner, "100")
+    token_purchase(user=owner, duration_hours=24, scope="full")
+    api_client.force_authenticate(staff)
+    with CaptureQueriesContext(connection) as ctx:
+        body = api_client.get("/api/v1/admin/users?search=kenown").json()
+    assert [(r["username"], r["tokens_total"], r["tokens_active"]) for r in body["results"]] == [
+        ("tokenowner", 1, 1)
+    ]
+    assert body["count"] == 1
+    user_queries = [q["sql"] for q in ctx.captured_queries if 'FROM "accounts_user"' in q["sql"]]
+    assert user_queries and all(
+        "GROUP BY" not in sql.split('FROM "accounts_user"', 1)[1] for sql in user_queries
+    )

@@ -37,7 +37,7 @@ class SkipLimitPagination(BasePagination):
     def paginate_queryset(self, queryset, request, view=None):
         self.skip, self.limit = parse_skip_limit(request.query_params)
         self.count = queryset.count() if hasattr(queryset, "count") else len(queryset)
-        return deferred_slice(queryset, self.skip, self.skip + self.limit)
+        return deferred_slice(queryset, self.skip, self.skip + self.limit, total=self.count)
 
     def get_paginated_response(self, data):
         return Response({"count": self.count, "skip": self.skip, "limit": self.limit, "results": data})
@@ -67,35 +67,24 @@ class SkipLimitPagination(BasePagination):
 DEFERRED_SLICE_FROM = 500
 
 
-def deferred_slice(queryset, start: int, stop: int) -> list:
-    """`list(queryset[start:stop])`, cheap at any depth for an ordered queryset."""
+def deferred_slice(queryset, start: int, stop: int, *, total: int | None = None) -> list:
+    """`list(queryset[start:stop])`, cheap at any depth for an ordered queryset: the ids first
+    (over the ordering's index; past the middle, when `total` is known, walked from the other
+    end, so the deepest pages are as cheap as the first), then the rows by primary key."""
     if start < DEFERRED_SLICE_FROM or not hasattr(queryset, "values_list"):
         return list(queryset[start:stop])
-    ids = list(queryset.values_list("pk", flat=True)[start:stop])
+    ids_qs = queryset.values_list("pk", flat=True)
+    if total is not None and start > total // 2 and queryset.ordered:
+        stop = min(stop, total)
+        if start >= stop:
+            return []
+        ids = list(ids_qs.reverse()[total - stop : total - start])[::-1]
+    else:
+        ids = list(ids_qs[start:stop])
     if not ids:
         return []
-    rows = {
-        row.pk: row
-        for row in queryset.model._default_manager.filter(pk__in=ids).select_related(
-            *_select_related(queryset)
-        )
-    }
+    rows = {row.pk: row for row in queryset.filter(pk__in=ids).order_by()}
     return [rows[pk] for pk in ids if pk in rows]
-
-
-def _select_related(queryset) -> list[str]:
-    related = queryset.query.select_related
-    if isinstance(related, dict):
-        return list(_flatten(related))
-    return []
-
-
-def _flatten(tree: dict, prefix: str = ""):
-    for name, sub in tree.items():
-        path = f"{prefix}{name}"
-        yield path
-        if sub:
-            yield from _flatten(sub, f"{path}__")
 
 
 class DeferredJoinPaginator(Paginator):
@@ -107,4 +96,4 @@ class DeferredJoinPaginator(Paginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        return self._get_page(deferred_slice(self.object_list, bottom, top), number, self)
+        return self._get_page(deferred_slice(self.object_list, bottom, top, total=self.count), number, self)
