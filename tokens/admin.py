@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.utils import timezone
 
@@ -36,6 +37,23 @@ class TokenStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DurationFilter(admin.SimpleListFilter):
+    """The priced durations (settings.TOKEN_PRICES), instead of Django's default field filter,
+    which lists the values found by a SELECT DISTINCT over every token."""
+
+    title = AccessToken._meta.get_field("duration_hours").verbose_name
+    parameter_name = "duration_hours__exact"
+
+    def lookups(self, request, model_admin):
+        return [(str(hours), f"{hours} h") for hours in sorted(settings.TOKEN_PRICES)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(duration_hours=int(value))
+        return queryset
+
+
 @admin.register(AccessToken)
 class AccessTokenAdmin(IndexedSearchAdmin):
     """Tokens are changed by services only: no add, no delete, no raw edits (except `auto_renew`).
@@ -55,7 +73,7 @@ class AccessTokenAdmin(IndexedSearchAdmin):
         "refund_amount",
         "auto_renew",
     )
-    list_filter = (TokenStateFilter, "scope", "duration_hours", "auto_renew")
+    list_filter = (TokenStateFilter, "scope", DurationFilter, "auto_renew")
     search_fields = ("=user__username", "=user__email", "=prefix")
     search_user_fields = ("user",)
     search_exact_fields = ("prefix",)

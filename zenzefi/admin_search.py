@@ -44,7 +44,7 @@ def user_ids_matching(term: str) -> list[int]:
     )
 
 
-ADMIN_COUNT_CAP = 10_000
+ADMIN_COUNT_CAP = 2_000
 
 
 class CappedCountPaginator(Paginator):

@@ -71,15 +71,22 @@ def reset_hwm() -> None:
         pass
 
 
+DB_MS: list[float] = []
+
+
 def timed(fn, repeat: int) -> tuple[float, int, object]:
+    """Median wall time of `repeat` runs after a warm-up; the query count and (in DB_MS) the
+    median time spent in the database, which a loaded machine inflates less than the wall time."""
     fn()  # warm-up
-    times, queries, result = [], 0, None
+    times, db_times, queries, result = [], [], 0, None
     for _ in range(repeat):
         with CaptureQueriesContext(connection) as ctx:
             started = time.perf_counter()
             result = fn()
             times.append((time.perf_counter() - started) * 1000)
         queries = len(ctx.captured_queries)
+        db_times.append(sum(float(q["time"]) for q in ctx.captured_queries) * 1000)
+    DB_MS.append(statistics.median(db_times))
     return statistics.median(times), queries, result
 
 
@@ -116,11 +123,11 @@ def bench_admin(repeat: int, only_model: str | None) -> None:
             continue
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         ms, q, response = timed(lambda u=url: get(client, u), repeat)
-        row("admin", f"{label} (plain)", ms, f"{q} queries")
+        row("admin", f"{label} (plain)", ms, f"{q} queries, db {DB_MS[-1]:.0f} ms")
         if model_admin.search_fields:
             term = SEARCH.get(label, DEFAULT_SEARCH)
             ms, q, _ = timed(lambda u=f"{url}?q={term}": get(client, u), repeat)
-            row("admin", f"{label} ?q={term}", ms, f"{q} queries")
+            row("admin", f"{label} ?q={term}", ms, f"{q} queries, db {DB_MS[-1]:.0f} ms")
         html = response.content.decode()
         block = html.split('id="changelist-filter"', 1)
         if len(block) == 2:
@@ -128,7 +135,7 @@ def bench_admin(repeat: int, only_model: str | None) -> None:
             links = [h for h in links if h not in ("?",) and "_facets" not in h]
             if links:
                 ms, q, _ = timed(lambda u=url + links[0]: get(client, u), repeat)
-                row("admin", f"{label} {links[0][:50]}", ms, f"{q} queries")
+                row("admin", f"{label} {links[0][:50]}", ms, f"{q} queries, db {DB_MS[-1]:.0f} ms")
 
 
 def bench_pages(repeat: int) -> None:
@@ -159,7 +166,7 @@ def bench_pages(repeat: int) -> None:
         if url is None:
             continue
         ms, q, response = timed(lambda u=url: get(client, u), repeat)
-        row("customer", what, ms, f"{q} queries, {len(response.content) // 1024} KB")
+        row("customer", what, ms, f"{q} queries, db {DB_MS[-1]:.0f} ms, {len(response.content) // 1024} KB")
 
 
 def _has(name: str) -> bool:
@@ -190,7 +197,7 @@ def bench_staff(repeat: int) -> None:
         ("staff: admin index", reverse("admin:index")),
     ]:
         ms, q, _response = timed(lambda u=url: get(client, u), repeat)
-        row("staff", what, ms, f"{q} queries")
+        row("staff", what, ms, f"{q} queries, db {DB_MS[-1]:.0f} ms")
 
 
 # --- jobs ------------------------------------------------------------------------------------
