@@ -39,6 +39,7 @@ class UserAdmin(DjangoUserAdmin):
     ordering = ("-date_joined",)
     show_full_result_count = False
     paginator = CappedCountPaginator
+    list_per_page = 50
 
     def get_search_results(self, request, queryset, search_term):
         if not (search_term or "").strip():

@@ -320,12 +320,18 @@ def _emit_many(event: str, entries: list[tuple[int, int, dict]]) -> None:
     )
 
 
-def _queue_emails(notification_ids: list[int]) -> None:
-    from notifications.tasks import send_notification_email
+EMAIL_BATCH_SIZE = 100
 
-    with send_notification_email.app.producer_or_acquire() as producer:
-        for notification_id in notification_ids:
-            send_notification_email.apply_async((notification_id,), producer=producer)
+
+def _queue_emails(notification_ids: list[int]) -> None:
+    """Queue many emails: one message per EMAIL_BATCH_SIZE (`send_notification_emails`)."""
+    from notifications.tasks import send_notification_emails
+
+    with send_notification_emails.app.producer_or_acquire() as producer:
+        for i in range(0, len(notification_ids), EMAIL_BATCH_SIZE):
+            send_notification_emails.apply_async(
+                (notification_ids[i : i + EMAIL_BATCH_SIZE],), producer=producer
+            )
 
 
 def _lock_chunk(qs, chunk_size: int):

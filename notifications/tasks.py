@@ -24,6 +24,20 @@ def send_notification_email(self, notification_id: int) -> str:
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
+@shared_task(name="notifications.tasks.send_notification_emails", ignore_result=True, acks_late=True)
+def send_notification_emails(notification_ids: list[int]) -> int:
+    """A job's chunk of emails in one message: each is sent once (the same claim as the single
+    task); one that fails is handed to `send_notification_email` to retry with backoff alone."""
+    sent = 0
+    for notification_id in notification_ids:
+        try:
+            services.notification_email_deliver(notification_id=notification_id)
+            sent += 1
+        except services.EmailRetry:
+            send_notification_email.apply_async((notification_id,), countdown=60 + secrets.randbelow(30))
+    return sent
+
+
 @shared_task(name="notifications.tasks.notify_expiring_tokens", ignore_result=True)
 def notify_expiring_tokens() -> int:
     return len(services.notify_expiring_tokens())

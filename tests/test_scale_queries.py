@@ -311,3 +311,24 @@ def test_staff_user_list_counts_tokens_per_page_not_by_grouping_all(api_client):
     assert user_queries and all(
         "GROUP BY" not in sql.split('FROM "accounts_user"', 1)[1] for sql in user_queries
     )
+
+
+@pytest.mark.django_db
+def test_a_batch_of_job_emails_sends_each_once(mailoutbox):
+    from notifications.tasks import send_notification_emails
+
+    users = [UserFactory(), UserFactory()]
+    created = notifications.notifications_create_many(
+        [
+            {
+                "user": u,
+                "kind": NotificationKind.BALANCE_LOW,
+                "context": {"balance": "5.00", "threshold": "10.00"},
+            }
+            for u in users
+        ]
+    )
+    send_notification_emails.apply(args=[[n.pk for n in created]])
+    send_notification_emails.apply(args=[[n.pk for n in created]])  # twice: still one email each
+    assert sorted(m.to[0] for m in mailoutbox) == sorted(u.email for u in users)
+    assert set(Notification.objects.values_list("email_status", flat=True)) == {"sent"}

@@ -74,6 +74,12 @@ class AccessToken(models.Model):
                 name="token_running_expiry_idx",
             ),
             models.Index(fields=["prefix"], name="token_prefix_idx"),  # admin search
+            # The admin's "not activated" list, newest first (bought, never used: often old).
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(activated_at__isnull=True, revoked_at__isnull=True),
+                name="token_not_activated_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(cost__gte=0), name="token_cost_non_negative"),

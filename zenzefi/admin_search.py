@@ -60,6 +60,7 @@ class CappedCountPaginator(Paginator):
 class IndexedSearchAdmin(admin.ModelAdmin):
     show_full_result_count = False
     paginator = CappedCountPaginator
+    list_per_page = 50  # rendering a row costs more than reading it
     search_user_fields: tuple[str, ...] = ()
     search_exact_fields: tuple[str, ...] = ()
 
