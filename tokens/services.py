@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -212,29 +213,35 @@ def tokens_expire_due(*, now: datetime | None = None, chunk_size: int = EXPIRE_C
     """Mark tokens whose time ran out (once each), drop their cache entries (tombstones) and fire
     `token.expired`. Set-based, in chunks: per chunk one `UPDATE … RETURNING` over rows taken with
     `FOR UPDATE SKIP LOCKED` (two workers never take the same token), one Redis pipeline and one
-    batch of webhook deliveries after commit. Idempotent: a marked token is never taken again."""
+    batch of webhook deliveries after commit. Each chunk continues after the previous one (keyset
+    on expires_at, id), so no chunk walks again over the tokens just marked. Idempotent: a marked
+    token is never taken again."""
     now = now or timezone.now()
     marked: list[int] = []
+    after = None
     while True:
         with transaction.atomic():
-            rows = _expire_chunk(now, chunk_size)
+            rows = _expire_chunk(now, chunk_size, after)
             if rows:
-                digests = [digest for _, digest, _ in rows]
-                events = [(pk, user_id) for pk, _, user_id in rows]
+                digests = [digest for _, digest, _, _ in rows]
+                events = [(pk, user_id) for pk, _, user_id, _ in rows]
                 transaction.on_commit(lambda d=digests: validation.mark_dead_many(d, "expired"))
                 transaction.on_commit(
                     lambda e=events: token_events_emit(tokens=e, event="token.expired"), robust=True
                 )
-        marked.extend(pk for pk, _, _ in rows)
+        marked.extend(pk for pk, _, _, _ in rows)
         if len(rows) < chunk_size:
             return marked
+        after = max((expires_at, pk) for pk, _, _, expires_at in rows)
 
 
-def _expire_chunk(now: datetime, chunk_size: int) -> list[tuple[int, str, int]]:
-    """Mark up to `chunk_size` due tokens; (id, digest, user_id) of those marked now."""
+def _expire_chunk(now: datetime, chunk_size: int, after) -> list[tuple[int, str, int, datetime]]:
+    """Mark up to `chunk_size` due tokens after `after` (expires_at, id); (id, digest, user_id,
+    expires_at) of those marked now."""
     from django.db import connection
 
     if connection.vendor == "postgresql":
+        start = after if after is not None else (datetime(1, 1, 1, tzinfo=UTC), 0)
         with connection.cursor() as cursor:
             cursor.execute(
                 """
@@ -242,20 +249,23 @@ def _expire_chunk(now: datetime, chunk_size: int) -> list[tuple[int, str, int]]:
                 WHERE id IN (
                     SELECT id FROM tokens_accesstoken
                     WHERE expires_at <= %s AND expired_at IS NULL AND revoked_at IS NULL
+                      AND (expires_at, id) > (%s, %s)
+                    ORDER BY expires_at, id
                     LIMIT %s FOR UPDATE SKIP LOCKED
                 ) AND expired_at IS NULL
-                RETURNING id, digest, user_id
+                RETURNING id, digest, user_id, expires_at
                 """,
-                [now, now, chunk_size],
+                [now, now, *start, chunk_size],
             )
             return [tuple(row) for row in cursor.fetchall()]
     # Elsewhere (SQLite: the IMMEDIATE transaction already serialises writers).
+    qs = AccessToken.objects.filter(expires_at__lte=now, expired_at__isnull=True, revoked_at__isnull=True)
+    if after is not None:
+        qs = qs.filter(Q(expires_at__gt=after[0]) | Q(expires_at=after[0], pk__gt=after[1]))
     rows = list(
-        AccessToken.objects.filter(expires_at__lte=now, expired_at__isnull=True, revoked_at__isnull=True)
-        .order_by()
-        .values_list("pk", "digest", "user_id")[:chunk_size]
+        qs.order_by("expires_at", "pk").values_list("pk", "digest", "user_id", "expires_at")[:chunk_size]
     )
-    AccessToken.objects.filter(pk__in=[pk for pk, _, _ in rows], expired_at__isnull=True).update(
+    AccessToken.objects.filter(pk__in=[row[0] for row in rows], expired_at__isnull=True).update(
         expired_at=now
     )
     return rows
