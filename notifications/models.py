@@ -41,7 +41,10 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["user", "kind", "created_at"])]
+        indexes = [
+            models.Index(fields=["user", "kind", "created_at"]),
+            models.Index(fields=["email_status", "created_at"], name="notif_email_status_idx"),  # sweeper
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} → {self.user_id} ({self.email_status})"

@@ -117,6 +117,34 @@ def _open_session_chunks(chunk_size: int, **filters):
         last = chunk[-1].pk
 
 
+def _write_sessions(sessions: list[ProxySession], fields: list[str]) -> None:
+    """Write `fields` of many sessions in one statement. PostgreSQL: `UPDATE … FROM (VALUES …)`
+    (Django's bulk_update builds one CASE per field with a branch per row: quadratic work for
+    the server on a chunk of 1000); elsewhere bulk_update."""
+    if not sessions:
+        return
+    if connection.vendor != "postgresql":
+        ProxySession.objects.bulk_update(sessions, fields)
+        return
+    types = {
+        "request_count": "bigint",
+        "bytes_in": "bigint",
+        "bytes_out": "bigint",
+        "last_seen": "timestamptz",
+        "ended_at": "timestamptz",
+    }
+    row = "(%s, " + ", ".join(f"%s::{types[f]}" for f in fields) + ")"
+    values = ", ".join([row] * len(sessions))
+    assignments = ", ".join(f"{f} = v.{f}" for f in fields)
+    params = [p for session in sessions for p in (session.pk, *(getattr(session, f) for f in fields))]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE proxy_proxysession AS s SET {assignments} "  # noqa: S608 - field names are ours
+            f"FROM (VALUES {values}) AS v(id, {', '.join(fields)}) WHERE s.id = v.id",
+            params,
+        )
+
+
 def sessions_flush_counters(*, chunk_size: int = JOB_CHUNK_SIZE) -> int:
     """Write the kv counters of every open session into its row. Idempotent: the kv holds
     absolute totals, so running it twice (or concurrently) writes the same numbers. Per chunk of
@@ -130,7 +158,7 @@ def sessions_flush_counters(*, chunk_size: int = JOB_CHUNK_SIZE) -> int:
             if _apply_counters(session, counters)
         ]
         if changed:
-            ProxySession.objects.bulk_update(changed, COUNTER_FIELDS)
+            _write_sessions(changed, COUNTER_FIELDS)
             updated += len(changed)
     update_active_gauge()
     return updated
@@ -162,7 +190,7 @@ def sessions_close_idle(*, now: datetime | None = None, chunk_size: int = JOB_CH
                 session.ended_at = max(session.last_seen, min(now, session.last_seen + idle))
                 ended.append(session)
             if ended:
-                ProxySession.objects.bulk_update(ended, [*COUNTER_FIELDS, "ended_at"])
+                _write_sessions(ended, [*COUNTER_FIELDS, "ended_at"])
                 keys = [s.key for s in ended]
                 transaction.on_commit(lambda k=keys: state.drop_counters_many(k))
         closed.extend(s.pk for s in ended)
