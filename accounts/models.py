@@ -72,6 +72,9 @@ class User(AbstractUser):
         indexes = [
             models.Index(fields=["date_joined", "id"], name="user_date_joined_idx"),  # staff lists
             models.Index(fields=["referred_by", "date_joined", "id"], name="user_referred_joined_idx"),
+            models.Index(
+                fields=["id"], condition=models.Q(is_active=False), name="user_inactive_idx"
+            ),  # gauges
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(balance__gte=0), name="user_balance_non_negative"),

@@ -330,6 +330,15 @@ def run_child(fn) -> tuple[float, int, int, int]:
     if pid == 0:
         os.close(r)
         try:
+            # A worker's connections are warm: open the database and broker connections first.
+            connection.ensure_connection()
+            from zenzefi.celery import app as celery_app
+
+            with celery_app.producer_or_acquire() as producer:
+                producer.connection.ensure_connection()
+            from zenzefi.kv import get_kv
+
+            get_kv().get("bench:warm-up")
             reset_hwm()
             start_rss, _ = rss_kb()
             with CaptureQueriesContext(connection) as ctx:
