@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, BalanceAdjustmentForm
 from accounts.models import User
+from accounts.services import user_admin_may_change
 from audit.services import audit_record
 from currency.models import TransactionType
 from currency.services import balance_change
@@ -69,6 +70,20 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
     )
     raw_id_fields = ("referred_by",)
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and not user_admin_may_change(actor=request.user, target=obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            # Staff with change_user cannot hand out rights they may not have themselves.
+            fields += ("is_superuser", "groups", "user_permissions")
+        if obj is not None and obj.pk == request.user.pk:
+            fields += ("is_active",)  # nobody deactivates their own account (as in the staff API)
+        return fields
 
     def save_model(self, request, obj, form, change):
         """Saved without the money columns (User.save); audited; a change of `is_active` drops the

@@ -12,7 +12,7 @@ from audit.services import audit_record
 from currency.models import TransactionType
 from currency.services import balance_change
 from tokens.validation import forget_user
-from zenzefi.errors import ApplicationError, InvalidInput, NotFound
+from zenzefi.errors import ApplicationError, Forbidden, InvalidInput, NotFound
 
 
 class InvalidCredentials(ApplicationError):
@@ -149,6 +149,11 @@ def jwt_pair_for(user: User) -> dict[str, str]:
     return {"access": str(refresh.access_token), "refresh": str(refresh), "token_type": "bearer"}
 
 
+def user_admin_may_change(*, actor: User, target: User) -> bool:
+    """Whether `actor` may change `target`'s account (admin change form and staff API alike)."""
+    return actor.is_superuser or not target.is_superuser
+
+
 @transaction.atomic
 def user_admin_update(
     *,
@@ -185,6 +190,10 @@ def user_admin_update(
         raise NotFound("User not found.", code="user_not_found")
     if is_active is False and user.pk == actor.pk:
         raise InvalidInput("You cannot deactivate your own account.", code="cannot_deactivate_self")
+    if (is_active is not None or tier is not None) and not user_admin_may_change(actor=actor, target=user):
+        # As in the admin (UserAdmin.has_change_permission): a superuser's account is changed by
+        # superusers only.
+        raise Forbidden("Only a superuser can change a superuser's account.", code="permission_denied")
 
     changes: dict[str, dict] = {}
     if is_active is not None and is_active != user.is_active:

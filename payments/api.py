@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from payments import selectors, services
+from payments.models import COMPLETE_PERMISSION
 from payments.providers import SIGNATURE_HEADER
 from payments.serializers import (
     CallbackResultSerializer,
@@ -15,7 +16,7 @@ from payments.serializers import (
     PaymentCreateSerializer,
     PaymentSerializer,
 )
-from zenzefi.permissions import IsStaff
+from zenzefi.permissions import StaffPermission
 
 
 class PaymentCreateView(APIView):
@@ -68,7 +69,8 @@ class PaymentDetailView(APIView):
 class PaymentSimulateView(APIView):
     """Staff: complete a pending mock payment (only while MOCK_PAYMENTS_ENABLED)."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [StaffPermission]
+    staff_permissions = {"POST": (COMPLETE_PERMISSION,)}  # the admin's "mark succeeded" action
 
     @extend_schema(request=None, responses={200: PaymentSerializer})
     def post(self, request, payment_id: int):

@@ -19,7 +19,7 @@ from payments.models import ExchangeRate, Payment, PaymentStatus
 from payments.providers import SIGNATURE_HEADER, mock_signature
 from payments.services import payment_callback_process
 from tests.concurrency import run_threads
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory, staff_with
 from tests.payments_support import CALLBACK, PURCHASE, callback_body, pay, post_callback, start_payment
 from tests.test_ledger import assert_ledger_consistent
 from tests.yookassa_standin import SECRET_KEY, SHOP_ID, YooKassaStandIn
@@ -230,7 +230,7 @@ def simulate(client, payment_id):
 
 
 def test_staff_simulates_a_pending_mock_payment_once(user):
-    staff = UserFactory(is_staff=True)
+    staff = staff_with("payments.complete_payment")
     client = APIClient()
     client.force_authenticate(staff)
     payment = start_payment(user, "30")
