@@ -7,9 +7,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, BalanceAdjustmentForm
+from accounts.forms import (
+    AdminUserChangeForm,
+    AdminUserCreationForm,
+    BalanceAdjustmentForm,
+    ServiceAdminPasswordChangeForm,
+)
 from accounts.models import User
-from accounts.services import user_admin_may_change
+from accounts.services import user_admin_may_change, user_sessions_revoke
 from audit.services import audit_record
 from currency.models import TransactionType
 from currency.services import balance_change
@@ -23,6 +28,7 @@ ADJUST_PERMISSION = "accounts.adjust_balance"
 class UserAdmin(DjangoUserAdmin):
     form = AdminUserChangeForm
     add_form = AdminUserCreationForm
+    change_password_form = ServiceAdminPasswordChangeForm  # revokes the user's API sessions
     list_display = (
         "username",
         "email",
@@ -102,6 +108,8 @@ class UserAdmin(DjangoUserAdmin):
             request=request,
         )
         if change and "is_active" in changed:
+            if not obj.is_active:
+                user_sessions_revoke(user=obj, reason="deactivated", actor=request.user, request=request)
             transaction.on_commit(lambda: forget_user(obj.pk))
 
     @admin.display(description="Balance (ZNC)")

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",  # refresh JWTs revoked on password change/deactivation
     "drf_spectacular",
     "django_filters",
     "django_celery_beat",
@@ -218,6 +219,13 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": True,
+    # Sessions never outlive a password (issue 11 item 5, docs/security.md): every refresh is
+    # single-use (rotated, the old one blacklisted); accounts.services.user_sessions_revoke
+    # blacklists all of a user's refresh JWTs; access JWTs carry a hash of the password hash
+    # and stop working when it changes (and at once for inactive users).
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "CHECK_REVOKE_TOKEN": True,
 }
 
 SPECTACULAR_SETTINGS = {
