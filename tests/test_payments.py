@@ -406,9 +406,9 @@ def test_yookassa_notification_is_verified_with_the_api_and_credited_once(
 
 def test_yookassa_unknown_or_forged_payment_ids(api_client, yookassa, rub_rate):
     response = notify(api_client, "00000000-0000-0000-0000-000000000000")
-    assert response.status_code == 502  # YooKassa does not know it: nothing to trust
-    assert not Transaction.objects.exists()
-    assert AuditLog.objects.filter(action="payment.callback_rejected").exists()
+    assert response.status_code == 404  # not one of ours: YooKassa is not even asked
+    assert not Transaction.objects.exists() and yookassa.requests == []
+    assert AuditLog.objects.get(action="payment.callback").details["outcome"] == "unknown_payment"
 
 
 def test_yookassa_amount_mismatch_is_refused_and_suspicious(api_client, user, yookassa, rub_rate):

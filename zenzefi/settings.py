@@ -240,6 +240,8 @@ SPECTACULAR_SETTINGS = {
 # --- Rate limits (django-ratelimit; counters in the default cache) ------------------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 AUTH_RATE_LIMIT = env.str("AUTH_RATE_LIMIT", default="5/h")
+# Payment provider callbacks (`POST webhooks/payment`) per client IP; 429 with Retry-After beyond.
+PAYMENT_CALLBACK_RATE_LIMIT = env.str("PAYMENT_CALLBACK_RATE_LIMIT", default="120/m")
 
 # --- Money and prices ---------------------------------------------------------------------
 MOCK_PAYMENTS_ENABLED = env.bool("MOCK_PAYMENTS_ENABLED", default=DEBUG)
