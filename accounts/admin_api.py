@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import Tier, User
+from zenzefi.amounts import AmountField
 from zenzefi.errors import InvalidInput
 from zenzefi.params import parse_optional_bool
 from zenzefi.permissions import StaffPermission
@@ -76,7 +77,7 @@ class AdminUserSerializer(serializers.ModelSerializer):
 
 
 class BalanceAdjustmentSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(
+    amount = AmountField(
         max_digits=12,
         decimal_places=2,
         min_value=-ADJUSTMENT_LIMIT,

@@ -10,6 +10,7 @@ from django.contrib.auth.forms import (
 )
 
 from accounts.models import User
+from zenzefi.amounts import AmountFormField
 
 
 class AdminUserCreationForm(UserCreationForm):
@@ -27,7 +28,7 @@ class AdminUserChangeForm(UserChangeForm):
 class BalanceAdjustmentForm(forms.Form):
     """Staff balance adjustment: a signed amount and a mandatory reason."""
 
-    amount = forms.DecimalField(
+    amount = AmountFormField(
         max_digits=12,
         decimal_places=2,
         min_value=Decimal("-1000000"),

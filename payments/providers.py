@@ -102,7 +102,7 @@ class PaymentProvider(ABC):
 def _json(body: bytes) -> dict:
     try:
         data = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
         raise InvalidInput("The callback body is not JSON.", code="invalid_callback") from None
     if not isinstance(data, dict):
         raise InvalidInput("The callback body must be a JSON object.", code="invalid_callback")

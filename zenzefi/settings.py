@@ -204,6 +204,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "zenzefi.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's defaults, with a JSON parser that answers 400 (not 500) to too-deep nesting.
+    "DEFAULT_PARSER_CLASSES": [
+        "zenzefi.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
