@@ -181,3 +181,53 @@ def test_plain_amount_on_the_top_up_page_reaches_the_checkout(client, user):
     client.force_login(user)
     page = client.post("/account/topup/", {"amount": "150", "currency": "ZNC"})
     assert page.status_code == 200 and not (page.context.get("form") and page.context["form"].errors)
+
+
+# --- SSRF: IPv6 forms that embed a non-public IPv4 address --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:7f00:0001:0:0:0:0:1",
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "2002:c0a8:101::",  # 6to4 of 192.168.1.1
+        "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254 (metadata)
+        "2001:0:7f00:1:0:0:0:0",  # Teredo, server 127.0.0.1
+        "2001:0:808:808:0:0:80ff:fffe",  # Teredo, client 127.0.0.1 (obfuscated)
+        "2001:0:808:808:0:0:f5ff:fffe",  # Teredo, client 10.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b:1::7f00:1",  # local-use NAT64
+        "64:ff9b:1::808:808",  # local-use NAT64, even of a public address
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::a00:1",
+    ],
+)
+def test_ssrf_refuses_ipv6_forms_embedding_private_ipv4(address, auth_client):
+    from webhooks.models import WebhookEndpoint
+    from webhooks.urlsafety import address_refused
+
+    assert address_refused(address), address
+    response = auth_client.post(
+        "/api/v1/webhooks/", {"url": f"http://[{address}]/hook", "events": ["token.purchased"]}, format="json"
+    )
+    assert response.status_code == 400 and response.json()["code"] == "webhook_url_refused"
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize("address", ["2002:808:808::1", "2606:4700:4700::1111", "8.8.8.8"])
+def test_ssrf_public_controls_pass(address):
+    from webhooks.urlsafety import address_refused
+
+    assert address_refused(address) is None  # 6to4 of 8.8.8.8, a native IPv6 and an IPv4 address
+
+
+def test_ssrf_teredo_and_nat64_of_public_addresses_stay_refused_by_the_address_tables():
+    """Python's tables already count 2001::/23 (Teredo) as IETF-reserved-private and ::/8 (NAT64
+    64:ff9b::/96) as reserved: those are refused even with a public IPv4 inside."""
+    from webhooks.urlsafety import address_refused
+
+    assert address_refused("2001:0:808:808:0:0:f7f7:f7f7") and address_refused("64:ff9b::808:808")
