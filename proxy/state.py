@@ -9,9 +9,13 @@ Keys (under the kv prefix of `zenzefi.kv`):
   pxclaim:{digest}          short lock while one request starts a session
   pxconf:{digest}:{dev}     de-duplicates device-conflict audit entries
   pxck:{cookie id}          browser mode: cookie session id -> {"d": token digest, "dev": device}
+  pxenter:{code}            browser mode: one-time entry code (short TTL, taken once) -> the same
+  pxcc:{digest}             requests in flight: a sorted set of request tags scored by start time
+                            (embedded default: a counter); entries older than the window fade
 
 A steady-state request costs one pipelined round trip (validation entry, rate-limit INCR, device
-record) on redis.asyncio; session counters and "last seen" are batched per worker and written
+record, its entry in the in-flight set) on redis.asyncio, and one more, off its latency path, to
+leave that set; session counters and "last seen" are batched per worker and written
 every PROXY_COUNTER_FLUSH_SECONDS in one pipeline. On the embedded default (file cache) each step
 is one thread hop doing the same work, not atomic across processes, which the embedded default
 accepts (production runs Redis).
@@ -20,6 +24,7 @@ accepts (production runs Redis).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -44,6 +49,10 @@ def device_key(digest: str) -> str:
     return f"pxdev:{digest}"
 
 
+def inflight_key(digest: str) -> str:
+    return f"pxcc:{digest}"
+
+
 def counters_key(sid: str) -> str:
     return f"pxs:{sid}"
 
@@ -56,9 +65,12 @@ class RedisState:
     def __init__(self, kv: RedisKV):
         self.kv = kv
 
-    async def admit(self, digest: str, window: int, validation_key: str) -> tuple[Any, int, dict | None]:
+    async def admit(
+        self, digest: str, window: int, validation_key: str, tag: str | None = None, span: int = 600
+    ) -> tuple[Any, int, dict | None, int]:
         """One round trip: the validation cache entry, this request counted in the token's minute,
-        and the active session record."""
+        the active session record and (with `tag`) this request added to the token's in-flight set:
+        (entry, count, record, requests in flight including this one)."""
         kv = self.kv
         rl = kv.full_key(f"pxrl:{digest}:{window}")
         pipe = kv.aclient().pipeline(transaction=False)
@@ -66,12 +78,34 @@ class RedisState:
         pipe.incr(rl)
         pipe.expire(rl, 120, nx=True)
         pipe.get(kv.full_key(device_key(digest)))
-        cached, count, _, device = await pipe.execute()
+        if tag is not None:
+            now = time.time()
+            cc = kv.full_key(inflight_key(digest))
+            pipe.zremrangebyscore(cc, "-inf", now - span)
+            pipe.zadd(cc, {tag: now})
+            pipe.zcard(cc)
+            pipe.expire(cc, span)
+            cached, count, _, device, _, _, inflight, _ = await pipe.execute()
+        else:
+            cached, count, _, device = await pipe.execute()
+            inflight = 0
         return (
             json.loads(cached) if cached else None,
             int(count),
             json.loads(device) if device else None,
+            int(inflight),
         )
+
+    async def release(self, digest: str, tag: str) -> None:
+        await self.kv.aclient().zrem(self.kv.full_key(inflight_key(digest)), tag)
+
+    async def inflight(self, digest: str) -> int:
+        return int(await self.kv.aclient().zcard(self.kv.full_key(inflight_key(digest))))
+
+    async def take(self, key: str) -> Any:
+        """Get and delete (single use)."""
+        raw = await self.kv.aclient().getdel(self.kv.full_key(key))
+        return None if raw is None else json.loads(raw)
 
     async def touch_many(self, entries: list[dict], ttl: int) -> None:
         """Write batched session counters and "last seen" (one pipeline for all sessions)."""
@@ -102,13 +136,41 @@ class CacheState:
     def __init__(self, kv: CacheKV):
         self.kv = kv
 
-    def _admit(self, digest: str, window: int, validation_key: str) -> tuple[Any, int, dict | None]:
+    def _admit(self, digest: str, window: int, validation_key: str, tag: str | None, span: int):
         cached = self.kv.get(validation_key)
         count = self.kv.incr(f"pxrl:{digest}:{window}", 1, 120)
-        return cached, count, self.kv.get(device_key(digest))
+        inflight = self.kv.incr(inflight_key(digest), 1, span) if tag is not None else 0
+        return cached, count, self.kv.get(device_key(digest)), inflight
 
-    async def admit(self, digest: str, window: int, validation_key: str) -> tuple[Any, int, dict | None]:
-        return await sync_to_async(self._admit, thread_sensitive=False)(digest, window, validation_key)
+    async def admit(
+        self, digest: str, window: int, validation_key: str, tag: str | None = None, span: int = 600
+    ) -> tuple[Any, int, dict | None, int]:
+        return await sync_to_async(self._admit, thread_sensitive=False)(
+            digest, window, validation_key, tag, span
+        )
+
+    def _release(self, digest: str) -> None:
+        if self.kv.incr(inflight_key(digest), -1, 600) <= 0:
+            self.kv.delete(inflight_key(digest))
+
+    async def release(self, digest: str, tag: str) -> None:
+        await sync_to_async(self._release, thread_sensitive=False)(digest)
+
+    async def inflight(self, digest: str) -> int:
+        return int(await sync_to_async(self.kv.get, thread_sensitive=False)(inflight_key(digest)) or 0)
+
+    def _take(self, key: str) -> Any:
+        from django.core.cache import cache
+
+        full = self.kv.full_key(key)
+        raw = cache.get(full)
+        # delete() reports whether this caller removed it: one winner among concurrent takers.
+        if raw is None or not cache.delete(full):
+            return None
+        return json.loads(raw)
+
+    async def take(self, key: str) -> Any:
+        return await sync_to_async(self._take, thread_sensitive=False)(key)
 
     def _touch_many(self, entries: list[dict], ttl: int) -> None:
         for e in entries:
