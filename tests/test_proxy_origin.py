@@ -82,7 +82,9 @@ def test_session_answers_a_one_time_link_that_sets_a_host_only_cookie(proxy, ori
     assert resp.status_code == 200
     body = resp.json()
     assert set(body) == {"url", "expires_in"} and body["expires_in"] == settings.PROXY_ENTRY_TTL
-    assert re.fullmatch(re.escape(settings.PROXY_ORIGIN) + r"/__zenzefi/enter/[A-Za-z0-9_-]{40,}", body["url"])
+    assert re.fullmatch(
+        re.escape(settings.PROXY_ORIGIN) + r"/__zenzefi/enter/[A-Za-z0-9_-]{40,}", body["url"]
+    )
     assert "set-cookie" not in resp.headers  # nothing on the platform's origin
     assert plain not in body["url"]
 
@@ -180,9 +182,10 @@ def test_browser_mode_rewrites_to_the_proxy_origin(proxy, origin, token, upstrea
     evil = origin.get("/evil-cookie", headers=cookie)
     assert evil.headers.get_list("set-cookie") == ["upstream_pref=1; Path=/"]
     # The desktop path keeps BACKEND_URL/api/v1/proxy/….
-    assert f"{settings.BACKEND_URL}/api/v1/proxy/certificates/list" in proxy.get(
-        "/page.html", headers=creds(plain)
-    ).text
+    assert (
+        f"{settings.BACKEND_URL}/api/v1/proxy/certificates/list"
+        in proxy.get("/page.html", headers=creds(plain)).text
+    )
 
 
 def test_browser_mode_off_without_a_proxy_origin(proxy, token, settings):

@@ -278,7 +278,8 @@ def _loopback_sockets() -> list[socket.socket]:
 
 # --- pages of the browser-mode tests ---------------------------------------------------------
 ATTACK_HTML = """<!doctype html><html><head><title>Upstream page</title></head><body>
-<h1>Upstream page</h1><pre id="out">running</pre>
+<h1>Upstream page (hostile script)</h1>
+<pre id="out" style="white-space: pre-wrap; max-width: 900px">running</pre>
 <script>
 (async () => {
   const site = new URLSearchParams(location.search).get("site") || "";
@@ -287,7 +288,7 @@ ATTACK_HTML = """<!doctype html><html><head><title>Upstream page</title></head><
   async function attempt(name, url, init) {
     try {
       const resp = await fetch(url, Object.assign({credentials: "include"}, init || {}));
-      r[name] = {status: resp.status, body: (await resp.text()).slice(0, 300)};
+      r[name] = {status: resp.status, body: (await resp.text()).slice(0, 4000)};
     } catch (e) { r[name] = "error:" + e.name; }
   }
   await attempt("me_here", "/api/v1/users/me");
@@ -299,7 +300,9 @@ ATTACK_HTML = """<!doctype html><html><head><title>Upstream page</title></head><
   await attempt("buy_form", site + "/api/v1/tokens/purchase", {method: "POST", mode: "no-cors",
     headers: {"Content-Type": "text/plain"}, body: JSON.stringify({duration_hours: 1})});
   window.__result = r;
-  document.getElementById("out").textContent = JSON.stringify(r, null, 1);
+  const summary = {};
+  for (const [k, v] of Object.entries(r)) summary[k] = (v && v.status !== undefined) ? "HTTP " + v.status : v;
+  document.getElementById("out").textContent = JSON.stringify(summary, null, 1);
   document.title = "done";
 })();
 </script></body></html>"""
