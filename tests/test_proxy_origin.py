@@ -240,3 +240,17 @@ def test_platform_cookies_stay_host_only(transactional_db, settings):
         assert name in seen, name
         assert seen[name]["domain"] == "", name
         assert "domain=" not in seen[name].OutputString().lower(), name
+
+
+def test_system_check_refuses_a_proxy_origin_on_the_site_host(settings):
+    from proxy.checks import proxy_origin_check
+
+    settings.BACKEND_URL = "https://zz.example.com"
+    settings.PROXY_ORIGIN = "https://proxy.example.com"
+    assert proxy_origin_check() == []
+    settings.PROXY_ORIGIN = "https://zz.example.com:8443"  # another port, same host: shared cookies
+    assert [m.id for m in proxy_origin_check()] == ["proxy.E002"]
+    settings.PROXY_ORIGIN = "https://proxy.example.com/path"
+    assert [m.id for m in proxy_origin_check()] == ["proxy.E001"]
+    settings.PROXY_ORIGIN = ""
+    assert [m.id for m in proxy_origin_check()] == ["proxy.W001"]
