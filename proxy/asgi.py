@@ -437,6 +437,7 @@ class ProxyApp:
         self._flush_tasks: set[asyncio.Task] = set()
         self._health_read_at = 0.0  # monotonic time of the last look at the health check's result
         self._kv_outage = False  # logged once per outage, not once per request
+        self._releases: list[tuple[str, str]] = []  # in-flight entries to leave (batched)
 
     async def __call__(self, scope, receive, send):
         """The platform's origin: /api/v1/proxy/… for the desktop client (headers only)."""
@@ -548,7 +549,7 @@ class ProxyApp:
                 raise ProxyError(
                     401, UNKNOWN, "No browser-mode session: open the link from POST /api/v1/proxy/session."
                 )
-            adm = await self._authenticate_cookie(sid, member=True)
+            adm = await self._authenticate_cookie(sid, member=settings.PROXY_MAX_CONCURRENT_PER_TOKEN > 0)
         else:
             sub = scope["path"][len(PREFIX) - 1 :]
             if sub == "/status":
@@ -561,7 +562,7 @@ class ProxyApp:
                     raise ProxyError(405, "method_not_allowed", "Use POST.", [(b"allow", b"POST")])
                 adm = await self._authenticate(token, device)
                 return await self._browser_session(scope, send, adm, ctx)
-            adm = await self._authenticate(token, device, member=True)
+            adm = await self._authenticate(token, device, member=settings.PROXY_MAX_CONCURRENT_PER_TOKEN > 0)
         try:
             return await self._forward(scope, receive, send, method, adm, ctx, has_body, browser)
         finally:
@@ -623,18 +624,26 @@ class ProxyApp:
             adm.member = None
 
     def _release_member(self, digest: str, tag: str) -> None:
-        """Take this request out of the token's in-flight set, whatever way it ended (a task of
-        its own: it runs even when the request's task is being cancelled)."""
-        task = asyncio.ensure_future(self._release_now(digest, tag))
-        self._flush_tasks.add(task)
-        task.add_done_callback(self._flush_tasks.discard)
+        """Take this request out of the token's in-flight set, whatever way it ended. Batched:
+        the requests that end in one turn of the event loop leave in one pipeline, from a task of
+        its own (it runs even when the request's task is being cancelled)."""
+        self._releases.append((digest, tag))
+        if len(self._releases) == 1:
+            asyncio.get_running_loop().call_soon(self._release_soon)
+
+    def _release_soon(self) -> None:
+        entries, self._releases = self._releases, []
+        if entries:
+            task = asyncio.ensure_future(self._release_now(entries))
+            self._flush_tasks.add(task)
+            task.add_done_callback(self._flush_tasks.discard)
 
     @staticmethod
-    async def _release_now(digest: str, tag: str) -> None:
+    async def _release_now(entries: list[tuple[str, str]]) -> None:
         try:
-            await get_state().release(digest, tag)
-        except Exception as exc:  # the entry fades after INFLIGHT_WINDOW anyway
-            logger.warning("proxy: could not release an in-flight entry: %r", exc)
+            await get_state().release_many(entries)
+        except Exception as exc:  # the entries fade after INFLIGHT_WINDOW anyway
+            logger.warning("proxy: could not release %d in-flight entries: %r", len(entries), exc)
 
     async def _admit(self, adm: Admission, ctx: _Ctx) -> dict | None:
         """Rate limit, requests in flight, then one token = one device. Returns the device's

@@ -45,6 +45,27 @@ return 0
 """
 
 
+# The admission round trip as one server-side script (one command to pack and parse instead of
+# eight): the validation entry, the rate-limit counter of the minute, the device record and, with a
+# tag, this request joining the token's in-flight set (entries older than the span fade first).
+_ADMIT_LUA = """
+local cached = redis.call('GET', KEYS[1])
+local count = redis.call('INCR', KEYS[2])
+if count == 1 then redis.call('EXPIRE', KEYS[2], 120) end
+local device = redis.call('GET', KEYS[3])
+local inflight = 0
+if ARGV[1] ~= '' then
+  local now = tonumber(ARGV[2])
+  local span = tonumber(ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - span)
+  redis.call('ZADD', KEYS[4], now, ARGV[1])
+  inflight = redis.call('ZCARD', KEYS[4])
+  redis.call('EXPIRE', KEYS[4], span)
+end
+return {cached or false, count, device or false, inflight}
+"""
+
+
 def device_key(digest: str) -> str:
     return f"pxdev:{digest}"
 
@@ -64,6 +85,7 @@ def _decode_counters(raw: dict) -> dict[str, float]:
 class RedisState:
     def __init__(self, kv: RedisKV):
         self.kv = kv
+        self._admit_script = None
 
     async def admit(
         self, digest: str, window: int, validation_key: str, tag: str | None = None, span: int = 600
@@ -72,29 +94,31 @@ class RedisState:
         the active session record and (with `tag`) this request added to the token's in-flight set:
         (entry, count, record, requests in flight including this one)."""
         kv = self.kv
-        rl = kv.full_key(f"pxrl:{digest}:{window}")
-        pipe = kv.aclient().pipeline(transaction=False)
-        pipe.get(kv.full_key(validation_key))
-        pipe.incr(rl)
-        pipe.expire(rl, 120, nx=True)
-        pipe.get(kv.full_key(device_key(digest)))
-        if tag is not None:
-            now = time.time()
-            cc = kv.full_key(inflight_key(digest))
-            pipe.zremrangebyscore(cc, "-inf", now - span)
-            pipe.zadd(cc, {tag: now})
-            pipe.zcard(cc)
-            pipe.expire(cc, span)
-            cached, count, _, device, _, _, inflight, _ = await pipe.execute()
-        else:
-            cached, count, _, device = await pipe.execute()
-            inflight = 0
+        client = kv.aclient()
+        script = self._admit_script
+        if script is None:
+            script = self._admit_script = client.register_script(_ADMIT_LUA)
+        keys = [
+            kv.full_key(validation_key),
+            kv.full_key(f"pxrl:{digest}:{window}"),
+            kv.full_key(device_key(digest)),
+            kv.full_key(inflight_key(digest)),
+        ]
+        args = [tag or "", time.time(), span]
+        cached, count, device, inflight = await script(keys=keys, args=args, client=client)
         return (
             json.loads(cached) if cached else None,
             int(count),
             json.loads(device) if device else None,
             int(inflight),
         )
+
+    async def release_many(self, entries: list[tuple[str, str]]) -> None:
+        """Leave the in-flight sets (one pipeline for a batch of finished requests)."""
+        pipe = self.kv.aclient().pipeline(transaction=False)
+        for digest, tag in entries:
+            pipe.zrem(self.kv.full_key(inflight_key(digest)), tag)
+        await pipe.execute()
 
     async def release(self, digest: str, tag: str) -> None:
         await self.kv.aclient().zrem(self.kv.full_key(inflight_key(digest)), tag)
@@ -153,8 +177,12 @@ class CacheState:
         if self.kv.incr(inflight_key(digest), -1, 600) <= 0:
             self.kv.delete(inflight_key(digest))
 
-    async def release(self, digest: str, tag: str) -> None:
-        await sync_to_async(self._release, thread_sensitive=False)(digest)
+    def _release_many(self, entries: list[tuple[str, str]]) -> None:
+        for digest, _tag in entries:
+            self._release(digest)
+
+    async def release_many(self, entries: list[tuple[str, str]]) -> None:
+        await sync_to_async(self._release_many, thread_sensitive=False)(entries)
 
     async def inflight(self, digest: str) -> int:
         return int(await sync_to_async(self.kv.get, thread_sensitive=False)(inflight_key(digest)) or 0)
