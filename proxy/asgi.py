@@ -71,6 +71,7 @@ from tokens.validation import (
 )
 from zenzefi.kv import get_kv
 from zenzefi.metrics import rate_limit_hits_total
+from zenzefi.outage import retry_after
 from zenzefi.request_id import current_request_id
 
 logger = logging.getLogger("proxy")
@@ -121,8 +122,8 @@ RESERVED_PREFIX = "/__zenzefi/"  # on the proxy origin: ours, never forwarded
 ENTER_PREFIX = RESERVED_PREFIX + "enter/"
 NEXT_RE = re.compile(r"/(?![/\\])[\x21-\x5b\x5d-\x7e]*")  # root-relative, printable, no backslash
 INFLIGHT_WINDOW = 600  # seconds an in-flight entry counts at most (a crashed worker's entries fade)
-KV_RETRY_AFTER = b"5"
-KV_CODE = "service_unavailable"
+KV_CODE = "service_unavailable"  # SPEC §9, as zenzefi.outage answers the API and pages
+KV_DETAIL = "The service is temporarily unavailable. Please try again shortly."
 _MEMBER_TAG = uuid.uuid4().hex[:8]
 _member_seq = _counter()
 ACCEPTED_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "identity"})
@@ -494,8 +495,8 @@ class ProxyApp:
                 await _send_json(
                     send,
                     503,
-                    {"detail": "Service temporarily unavailable; retry later.", "code": KV_CODE},
-                    [(b"retry-after", KV_RETRY_AFTER)],
+                    {"detail": KV_DETAIL, "code": KV_CODE},
+                    [(b"retry-after", str(retry_after()).encode())],
                 )
         except Exception:  # e.g. the database down: a JSON 500 if nothing was sent yet
             logger.exception("proxy: request failed")

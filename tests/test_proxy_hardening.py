@@ -293,17 +293,17 @@ def redis_down(settings):
     get_kv.cache_clear()
 
 
-def test_redis_unreachable_is_503_with_one_log_line(proxy, token, redis_down, caplog):
+def test_redis_unreachable_is_503_with_one_log_line(proxy, token, redis_down, caplog, settings):
     _, plain = token
     caplog.set_level(logging.INFO, logger="proxy")
     for _ in range(5):
         resp = proxy.get("/echo/x", headers=creds(plain))
         assert resp.status_code == 503
         assert resp.json() == {
-            "detail": "Service temporarily unavailable; retry later.",
+            "detail": "The service is temporarily unavailable. Please try again shortly.",
             "code": "service_unavailable",
         }
-        assert resp.headers["retry-after"] == "5"
+        assert resp.headers["retry-after"] == str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)
         assert resp.headers["content-security-policy"] == "sandbox"
         assert "Traceback" not in resp.text
     assert proxy.get("/status", headers=creds(plain)).status_code == 503
