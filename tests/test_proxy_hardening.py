@@ -27,6 +27,7 @@ from proxy.models import ProxySession
 from proxy.state import device_key, inflight_key
 from tests.upstream import (  # noqa: F401
     DEVICE,
+    LiveServer,
     creds,
     customer,
     free_port,
@@ -157,17 +158,33 @@ def test_content_length_with_transfer_encoding_is_refused_by_the_app():
     assert b'"code": "invalid_request"' in sent[1]["body"]
 
 
-def test_content_length_with_transfer_encoding_through_uvicorn(proxy, token, live_platform, upstream_server):
-    """uvicorn's parser (httptools/llhttp here; h11 likewise) already refuses the request; either
-    way nothing reaches the upstream and the answer is a 400."""
+@pytest.fixture
+def h11_platform():
+    from zenzefi.asgi import application
+
+    server = LiveServer(application, http="h11").start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_content_length_with_transfer_encoding_through_uvicorn(
+    parser, proxy, token, live_platform, upstream_server, request
+):
+    """uvicorn's httptools parser (llhttp) refuses the request itself; its h11 parser accepts it,
+    takes the chunked framing and hands both headers to the app, which refuses it. Either way
+    nothing reaches the upstream and the answer is a 400."""
     _, plain = token
-    request = (
+    server = request.getfixturevalue("h11_platform") if parser == "h11" else live_platform
+    smuggle = (
         f"POST /api/v1/proxy/echo/smuggle HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Access-Token: {plain}\r\n"
         f"X-Device-ID: {DEVICE}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
         "0\r\n\r\nGET /api/v1/proxy/echo/second HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     ).encode()
-    answer = raw_request(live_platform.port, request, timeout=5)
+    answer = raw_request(server.port, smuggle, timeout=5)
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    if parser == "h11":
+        assert b'"code": "invalid_request"' in answer
     assert upstream_server.requests == []
 
 

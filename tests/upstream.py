@@ -224,7 +224,7 @@ class LiveServer:
     it also listens on [::1] (same port), so both http://127.0.0.1:<port> and
     http://localhost:<port> reach it whichever address a browser picks for "localhost"."""
 
-    def __init__(self, app, *, loopback_names: bool = False):
+    def __init__(self, app, *, loopback_names: bool = False, http: str = "auto"):
         self.sockets = None
         if loopback_names:
             self.sockets = _loopback_sockets()
@@ -235,7 +235,13 @@ class LiveServer:
         # proxy_headers off: the client (127.0.0.1) is not a trusted proxy, so a spoofed
         # X-Forwarded-For must not become the client address.
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning", proxy_headers=False
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="on",
+            log_level="warning",
+            proxy_headers=False,
+            http=http,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
