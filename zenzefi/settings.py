@@ -301,6 +301,34 @@ PROXY_COUNTER_FLUSH_SECONDS = env.float("PROXY_COUNTER_FLUSH_SECONDS", default=1
 PROXY_SESSION_COOKIE = env.str("PROXY_SESSION_COOKIE", default="zz_proxy")
 PROXY_SESSION_COOKIE_MAX_AGE = env.int("PROXY_SESSION_COOKIE_MAX_AGE", default=12 * 3600)
 
+
+def _other_loopback(url: str) -> str:
+    """BACKEND_URL on the other loopback name (same scheme and port), "" for any other host."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    other = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(parts.hostname or "")
+    if not other:
+        return ""
+    return f"{parts.scheme}://{other}{f':{parts.port}' if parts.port else ''}"
+
+
+# Browser mode's own origin (SPEC §8, docs/proxy-origin.md): requests whose Host is this origin's
+# host[:port] go to the upstream, path for path; no platform page, API or cookie is reachable there.
+# Default: BACKEND_URL on the other loopback name; production: a host name of its own (e.g.
+# https://proxy.example.com). Empty (a non-loopback BACKEND_URL and no value): browser mode is off.
+PROXY_ORIGIN = env.str("PROXY_ORIGIN", default="") or _other_loopback(BACKEND_URL)
+# Lifetime of the one-time browser-mode link from POST /api/v1/proxy/session (seconds).
+PROXY_ENTRY_TTL = env.int("PROXY_ENTRY_TTL", default=60)
+# Longest silence while reading a proxied request body (seconds) -> 408 body_timeout.
+PROXY_BODY_TIMEOUT = env.float("PROXY_BODY_TIMEOUT", default=15.0)
+# Proxied requests in flight per token (429 too_many_concurrent beyond; 0 = no cap).
+PROXY_MAX_CONCURRENT_PER_TOKEN = env.int("PROXY_MAX_CONCURRENT_PER_TOKEN", default=20)
+# The async Redis connection pool per worker process (the proxy's hot path): its size, and how
+# long a request waits for a free connection before it fails (503 service_unavailable).
+REDIS_POOL_SIZE = env.int("REDIS_POOL_SIZE", default=100)
+REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=5.0)
+
 # --- Jobs, retention, backups, webhooks --------------------------------------------------
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=30)
 BACKUP_DIR = env.str("BACKUP_DIR", default=str(VAR_DIR / "backups"))
