@@ -19,7 +19,8 @@ VAR_DIR = BASE_DIR / environ.Env().str("ZENZEFI_VAR_DIR", default="var")
 
 env = environ.Env()
 # A local `.env` (written by scripts/start) fills in what the real environment does not set.
-if (BASE_DIR / ".env").exists():
+# ZENZEFI_READ_DOTENV=false skips it: the test suite (pytest.ini) and the smoke test never read it.
+if env.bool("ZENZEFI_READ_DOTENV", default=True) and (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # --- Core -------------------------------------------------------------------------------
