@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,109 @@ def test_the_test_command_fails_when_no_test_runs():
     )
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "no test ran; that is a failure" in result.stderr
+
+
+# --- Issue 11 item 3: no shipped file trusts X-Forwarded-For from everyone ------------------------------
+
+TRUSTS_EVERYONE = re.compile(r"forwarded[-_]allow[-_]ips\W{0,6}\*", re.I)
+
+
+def _shipped_configuration() -> list[Path]:
+    files = [
+        BASE_DIR / name for name in ("docker-compose.yml", "Dockerfile", "gunicorn.conf.py", ".env.example")
+    ]
+    files += [p for p in (BASE_DIR / "deploy").rglob("*") if p.is_file()]
+    files += [p for p in (BASE_DIR / "scripts").iterdir() if p.is_file()]
+    files += [p for p in (BASE_DIR / ".ci").rglob("*") if p.is_file()]
+    return files
+
+
+def test_no_shipped_configuration_trusts_every_forwarding_address():
+    files = _shipped_configuration()
+    assert BASE_DIR / "deploy" / "compose.env.example" in files and len(files) > 10
+    trusting = [
+        str(p.relative_to(BASE_DIR)) for p in files if TRUSTS_EVERYONE.search(p.read_text(errors="replace"))
+    ]
+    assert not trusting, f"trusts X-Forwarded-For from anyone (FORWARDED_ALLOW_IPS=*): {trusting}"
+    # The scan finds the forms it must find.
+    for line in (
+        "FORWARDED_ALLOW_IPS=*",
+        'FORWARDED_ALLOW_IPS: "*"',
+        "--forwarded-allow-ips='*'",
+        'forwarded_allow_ips = "*"',
+    ):
+        assert TRUSTS_EVERYONE.search(line), line
+
+
+def _shipped_forwarded_allow_ips(monkeypatch, tmp_path) -> str:
+    """What gunicorn.conf.py gives the uvicorn workers under deploy/compose.env.example's settings."""
+    import runpy
+
+    from gunicorn.config import Config
+
+    for line in (BASE_DIR / "deploy" / "compose.env.example").read_text().splitlines():
+        match = re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match and match[1] in ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY"):
+            monkeypatch.setenv(match[1], match[2])
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # the config file would set its own
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    cfg = Config()
+    for key, value in runpy.run_path(str(BASE_DIR / "gunicorn.conf.py")).items():
+        if key in cfg.settings:
+            cfg.set(key, value)
+    return cfg.forwarded_allow_ips  # uvicorn_worker passes it to uvicorn.Config as is
+
+
+@pytest.mark.django_db(transaction=True)
+def test_shipped_server_ignores_a_rotated_forwarded_for_from_an_untrusted_peer(
+    settings, monkeypatch, tmp_path
+):
+    import httpx
+    import uvicorn
+
+    from audit.models import AuditLog
+    from tests.upstream import free_port
+    from zenzefi.asgi import application
+
+    allowed = _shipped_forwarded_allow_ips(monkeypatch, tmp_path)
+    settings.AUTH_RATE_LIMIT = "3/h"
+    settings.RATELIMIT_ENABLE = True
+    port = free_port()
+    config = uvicorn.Config(
+        application,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        forwarded_allow_ips=allowed,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # The peer 127.0.0.2 (another loopback address) is not the balancer.
+        transport = httpx.HTTPTransport(local_address="127.0.0.2")
+        statuses = []
+        with httpx.Client(transport=transport, base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for i in range(5):
+                response = client.post(
+                    "/api/v1/auth/login",
+                    json={"username": "nobody", "password": "wrong-password"},
+                    headers={"X-Forwarded-For": f"203.0.113.{i + 1}", "X-Forwarded-Proto": "https"},
+                )
+                statuses.append(response.status_code)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert 429 not in statuses[:3], statuses
+    assert statuses[3:] == [429, 429], statuses
+    ips = set(
+        AuditLog.objects.filter(action__in=["auth.login_failed", "rate_limit.hit"]).values_list(
+            "ip", flat=True
+        )
+    )
+    assert ips == {"127.0.0.2"}, ips
+    assert "*" not in allowed
