@@ -183,3 +183,46 @@ def test_shipped_server_ignores_a_rotated_forwarded_for_from_an_untrusted_peer(
     )
     assert ips == {"127.0.0.2"}, ips
     assert "*" not in allowed
+
+
+# --- No log noise at start (issue 12 item 8) ------------------------------------------------------------
+
+NOISE_CHECK = """
+import asyncio, logging
+import django
+django.setup()
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from kombu import Connection
+from zenzefi.celery import app
+
+logging.basicConfig(level=logging.INFO)
+Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS)
+
+
+async def stream():
+    async for _ in StreamingHttpResponse(iter([b"static file"])):  # what WhiteNoise hands to ASGI
+        pass
+
+
+asyncio.run(stream())
+print(settings.CELERY_BROKER_URL, app.conf.worker_redirect_stdouts_level)
+"""
+
+
+def test_embedded_start_has_no_kombu_hostname_or_whitenoise_warning_and_emails_log_as_info():
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL")}
+    env["DJANGO_SETTINGS_MODULE"] = "zenzefi.settings"
+    result = subprocess.run(
+        [sys.executable, "-W", "default", "-c", NOISE_CHECK],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    broker, level = result.stdout.split()[-2:]
+    assert broker.startswith("filesystem://") and level == "INFO"
+    assert "No hostname" not in result.stderr, result.stderr
+    assert "must consume synchronous iterators" not in result.stderr, result.stderr

@@ -6,6 +6,7 @@ SQLite, a file cache shared by every local process, and a file-system Celery bro
 Every setting is listed in `.env.example`.
 """
 
+import warnings
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -376,7 +377,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 
 # --- Celery -------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+# "localhost" in the embedded broker's URL: the filesystem transport ignores it, and kombu warns without it.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
@@ -393,8 +395,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# What a task prints (the console email backend's emails) is INFO in the worker's log, not WARNING.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 # --- Logging ------------------------------------------------------------------------------
+# WhiteNoise serves static files with a synchronous iterator; under ASGI Django warns about it on
+# every file (harmless for small static files; the proxy and /health are raw ASGI, never this path).
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # Every line carries the request id (zenzefi.request_id) and passes the redaction filter
 # (Authorization, X-Access-Token, token=… never reach a log); LOG_FORMAT picks the formatter.
