@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -226,3 +227,67 @@ def test_embedded_start_has_no_kombu_hostname_or_whitenoise_warning_and_emails_l
     assert broker.startswith("filesystem://") and level == "INFO"
     assert "No hostname" not in result.stderr, result.stderr
     assert "must consume synchronous iterators" not in result.stderr, result.stderr
+
+
+# --- scripts/start: HOST/PORT decide the URLs unless set explicitly ------------------------------------
+
+
+def _start_urls(**env: str) -> dict[str, str]:
+    script = (
+        'source scripts/site-urls.sh; printf \'%s|%s|%s\' "$BACKEND_URL" "${PROXY_ORIGIN:-}" "$ALLOWED_HOSTS"'
+    )
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HOST", "PORT", "BACKEND_URL", "PROXY_ORIGIN", "ALLOWED_HOSTS")
+    }
+    result = subprocess.run(
+        [shutil.which("bash") or "/bin/bash", "-c", script],
+        cwd=BASE_DIR,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    backend, proxy, hosts = result.stdout.split("|")
+    return {"BACKEND_URL": backend, "PROXY_ORIGIN": proxy, "ALLOWED_HOSTS": hosts}
+
+
+def test_start_derives_backend_url_and_proxy_origin_from_host_and_port():
+    default = _start_urls()
+    assert (
+        default["BACKEND_URL"] == "http://127.0.0.1:8000"
+        and default["PROXY_ORIGIN"] == "http://localhost:8000"
+    )
+    assert {"127.0.0.1", "localhost"} <= set(default["ALLOWED_HOSTS"].split(","))
+    assert _start_urls(PORT="8100")["BACKEND_URL"] == "http://127.0.0.1:8100"
+    assert _start_urls(PORT="8100")["PROXY_ORIGIN"] == "http://localhost:8100"
+    every = _start_urls(HOST="0.0.0.0", PORT="8131")  # noqa: S104
+    assert (every["BACKEND_URL"], every["PROXY_ORIGIN"]) == ("http://127.0.0.1:8131", "http://localhost:8131")
+    local = _start_urls(HOST="localhost", PORT="8131")
+    assert (local["BACKEND_URL"], local["PROXY_ORIGIN"]) == ("http://localhost:8131", "http://127.0.0.1:8131")
+    named = _start_urls(HOST="zz.lan", PORT="8131")
+    assert named["BACKEND_URL"] == "http://zz.lan:8131" and "zz.lan" in named["ALLOWED_HOSTS"].split(",")
+    # Set explicitly: kept.
+    explicit = _start_urls(
+        PORT="8100", BACKEND_URL="https://zz.example.com", PROXY_ORIGIN="https://p.example.com"
+    )
+    assert (explicit["BACKEND_URL"], explicit["PROXY_ORIGIN"]) == (
+        "https://zz.example.com",
+        "https://p.example.com",
+    )
+
+
+def test_start_never_pins_urls_in_the_dotenv_it_writes():
+    start = (BASE_DIR / "scripts" / "start").read_text()
+    written = start[start.index("cat > .env <<ENV") : start.index("\nENV\n")]
+    for name in ("BACKEND_URL", "PROXY_ORIGIN", "ALLOWED_HOSTS", "HOST", "PORT"):
+        assert f"{name}=" not in written, name
+    # The environment wins over .env, and site-urls.sh runs after .env and before anything reads them.
+    assert (
+        start.index('eval "$_env_before"')
+        < start.index("source scripts/site-urls.sh")
+        < start.index("migrate")
+    )
+    assert '--host "$HOST" --port "$PORT"' in start
