@@ -291,3 +291,33 @@ def test_start_never_pins_urls_in_the_dotenv_it_writes():
         < start.index("migrate")
     )
     assert '--host "$HOST" --port "$PORT"' in start
+
+
+# --- README: short, the two commands, links that resolve -------------------------------------------------
+
+COLLEAGUE_DOCS = {"docs/api.md", "docs/proxy-origin.md"}  # written on other branches, linked already
+
+
+def test_readme_is_short_has_the_two_commands_and_links_that_resolve():
+    readme = (BASE_DIR / "README.md").read_text()
+    assert len(readme.splitlines()) < 150
+    assert "./scripts/start" in readme and "./scripts/test" in readme
+    links = set(re.findall(r"\]\((docs/[^)#]+)", readme))
+    assert {
+        "docs/operations.md",
+        "docs/jobs.md",
+        "docs/payments.md",
+        "docs/proxy.md",
+        "docs/pages.md",
+    } <= links
+    missing = [link for link in links - COLLEAGUE_DOCS if not (BASE_DIR / link).is_file()]
+    assert not missing, missing
+    # No relative link inside docs/ points at a file that is not there.
+    for page in (BASE_DIR / "docs").glob("*.md"):
+        for link in re.findall(r"\]\(([\w.-]+\.md)", page.read_text()):
+            assert (
+                link in {p.removeprefix("docs/") for p in COLLEAGUE_DOCS} or (page.parent / link).is_file()
+            ), (
+                page.name,
+                link,
+            )
