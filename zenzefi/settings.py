@@ -6,6 +6,7 @@ SQLite, a file cache shared by every local process, and a file-system Celery bro
 Every setting is listed in `.env.example`.
 """
 
+import warnings
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,8 @@ VAR_DIR = BASE_DIR / environ.Env().str("ZENZEFI_VAR_DIR", default="var")
 
 env = environ.Env()
 # A local `.env` (written by scripts/start) fills in what the real environment does not set.
-if (BASE_DIR / ".env").exists():
+# ZENZEFI_READ_DOTENV=false skips it: the test suite (pytest.ini) and the smoke test never read it.
+if env.bool("ZENZEFI_READ_DOTENV", default=True) and (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # --- Core -------------------------------------------------------------------------------
@@ -47,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",  # refresh JWTs revoked on password change/deactivation
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets as static files: no CDN (issue 12)
     "django_filters",
     "django_celery_beat",
     "django_prometheus",
@@ -252,6 +255,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc load their assets from our static files (drf-spectacular-sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No call to swagger.io's online validator either.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Rate limits (django-ratelimit; counters in the default cache) ------------------------
@@ -423,7 +432,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 
 # --- Celery -------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+# "localhost" in the embedded broker's URL: the filesystem transport ignores it, and kombu warns without it.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
@@ -440,8 +450,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# What a task prints (the console email backend's emails) is INFO in the worker's log, not WARNING.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 # --- Logging ------------------------------------------------------------------------------
+# WhiteNoise serves static files with a synchronous iterator; under ASGI Django warns about it on
+# every file (harmless for small static files; the proxy and /health are raw ASGI, never this path).
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # Every line carries the request id (zenzefi.request_id) and passes the redaction filter
 # (Authorization, X-Access-Token, token=… never reach a log); LOG_FORMAT picks the formatter.
