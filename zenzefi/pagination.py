@@ -74,7 +74,7 @@ def deferred_slice(queryset, start: int, stop: int, *, total: int | None = None)
     if start < DEFERRED_SLICE_FROM or not hasattr(queryset, "values_list"):
         return list(queryset[start:stop])
     ids_qs = queryset.values_list("pk", flat=True)
-    if total is not None and start > total // 2 and queryset.ordered:
+    if total is not None and start > total // 2 and _ends_with_pk(queryset):
         stop = min(stop, total)
         if start >= stop:
             return []
@@ -85,6 +85,14 @@ def deferred_slice(queryset, start: int, stop: int, *, total: int | None = None)
         return []
     rows = {row.pk: row for row in queryset.filter(pk__in=ids).order_by()}
     return [rows[pk] for pk in ids if pk in rows]
+
+
+def _ends_with_pk(queryset) -> bool:
+    """Ordered by a key that ends with the primary key: the reversed walk meets the same rows."""
+    ordering = list(queryset.query.order_by) or (
+        list(queryset.model._meta.ordering) if queryset.query.default_ordering else []
+    )
+    return bool(ordering) and isinstance(ordering[-1], str) and ordering[-1].lstrip("-") in ("id", "pk")
 
 
 class DeferredJoinPaginator(Paginator):
