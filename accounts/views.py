@@ -220,6 +220,44 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/dashboard.html", context)
 
 
+def proxy_origin() -> str:
+    """The separate origin of browser-mode sessions: settings.PROXY_ORIGIN, or by default
+    BACKEND_URL with 127.0.0.1 and localhost swapped (another origin on the same machine)."""
+    configured = getattr(settings, "PROXY_ORIGIN", "")
+    if configured:
+        return configured.rstrip("/")
+    backend = settings.BACKEND_URL.rstrip("/")
+    if "127.0.0.1" in backend:
+        return backend.replace("127.0.0.1", "localhost", 1)
+    if "localhost" in backend:
+        return backend.replace("localhost", "127.0.0.1", 1)
+    return backend
+
+
+@login_required
+def connect(request: HttpRequest) -> HttpResponse:
+    """How to use a token: the desktop client's headers, the device id, browser mode and a
+    copyable example (with a placeholder, never a real token)."""
+    backend = settings.BACKEND_URL.rstrip("/")
+    proxy_url = f"{backend}/api/v1/proxy/"
+    headers = '-H "X-Access-Token: <YOUR_TOKEN>" -H "X-Device-ID: laptop-1"'
+    curl = (
+        f"curl {headers} \\\n     {backend}/api/v1/proxy/status\n"
+        f"curl {headers} \\\n     {proxy_url}\n"
+        f"curl -X POST {headers} \\\n     {backend}/api/v1/proxy/session"
+    )
+    context = {
+        "backend_url": backend,
+        "proxy_url": proxy_url,
+        "status_url": f"{backend}/api/v1/proxy/status",
+        "session_url": f"{backend}/api/v1/proxy/session",
+        "proxy_origin": proxy_origin(),
+        "idle_minutes": settings.SESSION_IDLE_MINUTES,
+        "curl_example": curl,
+    }
+    return render(request, "accounts/connect.html", context)
+
+
 @login_required
 def referrals(request: HttpRequest) -> HttpResponse:
     """The same stats as GET /api/v1/users/me/referrals (referrals.selectors)."""
