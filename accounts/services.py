@@ -144,6 +144,45 @@ def user_self_update(*, user: User, request=None, **values) -> User:
     return user
 
 
+@transaction.atomic
+def user_password_change(*, user: User, new_password: str, request=None, via: str = "change") -> User:
+    """Set a new password (already validated by the form: the old password, Django's password
+    validators) and audit it; the password itself is never logged. `via` is "change" (signed in)
+    or "reset" (the emailed link)."""
+    locked = User.objects.select_for_update(of=("self",)).get(pk=user.pk)
+    locked.set_password(new_password)
+    locked.save(update_fields=["password"])
+    user.password = locked.password
+    audit_record(
+        action="user.password_reset" if via == "reset" else "user.password_change",
+        actor=user,
+        resource_type="user",
+        resource_id=user.pk,
+        request=request,
+    )
+    return user
+
+
+def _masked_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}***@{domain}" if domain else "***"
+
+
+def user_password_reset_request(*, email: str, request=None) -> None:
+    """Audit a password-reset request. The same entry is written whether or not an account has
+    this address (the page answers the same either way); the address is stored masked, and the
+    matching account, if any, is named for staff only through `resource_id`."""
+    email = (email or "").strip()
+    match = User.objects.filter(email__iexact=email, is_active=True).values_list("pk", flat=True).first()
+    audit_record(
+        action="auth.password_reset_request",
+        resource_type="user",
+        resource_id=match or "",
+        details={"email": _masked_email(email)},
+        request=request,
+    )
+
+
 def jwt_pair_for(user: User) -> dict[str, str]:
     refresh = RefreshToken.for_user(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh), "token_type": "bearer"}

@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
@@ -150,6 +151,10 @@ class PasswordResetView(auth_views.PasswordResetView):
             return rate_limited(request, exc)
         return super().post(request, *args, **kwargs)
 
+    def form_valid(self, form):
+        services.user_password_reset_request(email=form.cleaned_data["email"], request=self.request)
+        return super().form_valid(form)
+
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):
     template_name = "accounts/password_reset_done.html"
@@ -158,6 +163,14 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form):
+        # The new password is set by the accounts service (audited), not by form.save().
+        services.user_password_change(
+            user=form.user, new_password=form.cleaned_data["new_password1"], request=self.request, via="reset"
+        )
+        del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
+        return HttpResponseRedirect(self.get_success_url())
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
@@ -169,9 +182,13 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("accounts:profile")
 
     def form_valid(self, form):
-        response = super().form_valid(form)
+        # The accounts service sets and audits the password (not form.save()); the session stays.
+        services.user_password_change(
+            user=self.request.user, new_password=form.cleaned_data["new_password1"], request=self.request
+        )
+        update_session_auth_hash(self.request, self.request.user)
         messages.success(self.request, _("Your password has been changed."))
-        return response
+        return HttpResponseRedirect(self.get_success_url())
 
 
 def _usage_context(request: HttpRequest) -> dict:
@@ -271,7 +288,13 @@ def profile(request: HttpRequest) -> HttpResponse:
     user = request.user
     form = ProfileForm(request.POST or None, instance=user)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        # The accounts service writes and audits the change (not form.save()).
+        services.user_self_update(
+            user=user,
+            request=request,
+            full_name=form.cleaned_data["full_name"],
+            language=form.cleaned_data["language"],
+        )
         translation.activate(user.language)
         messages.success(request, _("Your profile has been saved."))
         response = redirect("accounts:profile")
@@ -312,6 +335,5 @@ def set_language(request: HttpRequest) -> HttpResponse:
     language = request.POST.get("language")
     user = request.user
     if user.is_authenticated and language in dict(settings.LANGUAGES) and user.language != language:
-        user.language = language
-        user.save(update_fields=["language"])
+        services.user_self_update(user=user, language=language, request=request)  # audited
     return response

@@ -50,14 +50,18 @@ def customer(live_server):
     return user, client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-@pytest.fixture
-def browser(live_server, monkeypatch):
-    if not CHROMIUM.exists() or sync_playwright is None:
-        pytest.fail("CI must run the browser test: install chromium (apt) and playwright (pip).")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+@pytest.fixture(scope="module")
+def fresh_screenshots():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for old in SCREENSHOTS.glob("money-*.png"):
         old.unlink()
+
+
+@pytest.fixture
+def browser(live_server, monkeypatch, fresh_screenshots):
+    if not CHROMIUM.exists() or sync_playwright is None:
+        pytest.fail("CI must run the browser test: install chromium (apt) and playwright (pip).")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
