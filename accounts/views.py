@@ -257,7 +257,9 @@ def connect(request: HttpRequest) -> HttpResponse:
     copyable example (with a placeholder, never a real token)."""
     backend = settings.BACKEND_URL.rstrip("/")
     proxy_url = f"{backend}/api/v1/proxy/"
-    headers = '-H "X-Access-Token: <YOUR_TOKEN>" -H "X-Device-ID: laptop-1"'
+    token_word = _("YOUR_TOKEN")
+    placeholder = f"<{token_word}>"
+    headers = f'-H "X-Access-Token: {placeholder}" -H "X-Device-ID: laptop-1"'
     curl = (
         f"curl {headers} \\\n     {backend}/api/v1/proxy/status\n"
         f"curl {headers} \\\n     {proxy_url}\n"
@@ -271,6 +273,7 @@ def connect(request: HttpRequest) -> HttpResponse:
         "proxy_origin": proxy_origin(),
         "idle_minutes": settings.SESSION_IDLE_MINUTES,
         "curl_example": curl,
+        "placeholder": placeholder,
     }
     return render(request, "accounts/connect.html", context)
 
