@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse_lazy
-from django.utils import formats, translation
+from django.utils import formats, timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -196,7 +196,8 @@ def _usage_context(request: HttpRequest) -> dict:
     if period not in selectors.USAGE_PERIODS:
         period = "day"
     series = selectors.usage_series(user=request.user, period=period)
-    fmt = "H:i" if period == "day" else "SHORT_DATE_FORMAT"
+    # Every label names the date, and hours carry the zone (the axis said only "13:00" before).
+    fmt = "DATETIME_FORMAT" if period == "day" else "DATE_FORMAT"
     labels = [formats.date_format(p.start, fmt) for p in series.points]
     requests = [p.requests for p in series.points]
     sizes = [p.bytes for p in series.points]
@@ -219,6 +220,11 @@ def _usage_context(request: HttpRequest) -> dict:
     return {
         "usage": series,
         "usage_period": period,
+        "usage_zone": timezone.get_current_timezone_name(),
+        "usage_axis": (
+            labels[0],
+            formats.date_format(series.end if period == "day" else series.points[-1].start, fmt),
+        ),
         "usage_periods": USAGE_PERIOD_LABELS.items(),
         "requests_chart": requests_chart,
         "bytes_chart": bytes_chart,

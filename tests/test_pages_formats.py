@@ -49,3 +49,23 @@ def test_pages_show_dates_in_that_form(language):
         body = client.get(path).content.decode()
         assert moment in body, path
         assert "p.m." not in body and "12/01/2026" not in body and "Dec. 1" not in body
+
+
+@pytest.mark.parametrize(
+    "language,period,expected",
+    [
+        ("en", "day", "One bar per hour, from 30 Nov 2026, 14:00 UTC to 1 Dec 2026, 14:00 UTC."),
+        ("en", "week", "One bar per day (UTC), from 25 Nov 2026 to 1 Dec 2026."),
+        ("ru", "day", "Один столбец — один час, с 30 ноября 2026, 14:00 UTC по 1 декабря 2026, 14:00 UTC."),
+    ],
+)
+def test_usage_chart_axis_names_dates_and_zone(language, period, expected):
+    user = UserFactory(language=language)
+    client = Client(HTTP_ACCEPT_LANGUAGE=language)
+    client.force_login(user)
+    with time_machine.travel(MOMENT, tick=False):
+        response = client.get("/account/", {"period": period})
+    body = response.content.decode()
+    assert expected in body
+    first = response.context["requests_chart"].first_label
+    assert first == expected.split("from ")[-1].split(" to")[0] or language == "ru"
