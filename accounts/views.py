@@ -9,10 +9,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
-from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -28,6 +26,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import charts, selectors, services
+from accounts.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
 from accounts.page_forms import LoginForm, NotificationPreferencesForm, ProfileForm, SignupForm
 from bundles.selectors import bundle_list
 from currency.selectors import transaction_list
@@ -163,14 +162,12 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
+    form_class = ServiceSetPasswordForm  # revokes every API session of the user
 
-    def form_valid(self, form):
-        # The new password is set by the accounts service (audited), not by form.save().
-        services.user_password_change(
-            user=form.user, new_password=form.cleaned_data["new_password1"], request=self.request, via="reset"
-        )
-        del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
-        return HttpResponseRedirect(self.get_success_url())
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        form.request = self.request
+        return form
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
@@ -178,17 +175,22 @@ class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    """Keeps this page session (Django's update_session_auth_hash); every other session of the
+    user, page or API, ends."""
+
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:profile")
+    form_class = ServicePasswordChangeForm
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        form.request = self.request
+        return form
 
     def form_valid(self, form):
-        # The accounts service sets and audits the password (not form.save()); the session stays.
-        services.user_password_change(
-            user=self.request.user, new_password=form.cleaned_data["new_password1"], request=self.request
-        )
-        update_session_auth_hash(self.request, self.request.user)
+        response = super().form_valid(form)
         messages.success(self.request, _("Your password has been changed."))
-        return HttpResponseRedirect(self.get_success_url())
+        return response
 
 
 def _usage_context(request: HttpRequest) -> dict:
@@ -309,7 +311,7 @@ def profile(request: HttpRequest) -> HttpResponse:
         response = redirect("accounts:profile")
         response.set_cookie(settings.LANGUAGE_COOKIE_NAME, user.language, samesite="Lax")
         return response
-    password_form = PasswordChangeForm(user)
+    password_form = ServicePasswordChangeForm(user)
     return render(request, "accounts/profile.html", {"form": form, "password_form": password_form})
 
 
