@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -251,7 +252,8 @@ def notifications_create_many(items: list[dict[str, Any]]) -> list[Notification]
     """`notification_create` for many notifications at once (the jobs): one bulk insert, emails
     and webhook events queued after commit in batches. Each item: `user` (with email, language
     and the notify_* switches loaded), `kind`, `context`, optional `dedupe_key`, `webhook_event`,
-    `webhook_data`. The caller guarantees the keys are new (it holds the rows it decides on);
+    `webhook_data` (a dict, or a callable that builds it only if some endpoint wants it). The
+    caller guarantees the keys are new (it holds the rows it decides on);
     should a concurrent insert win anyway, the chunk falls back to one insert per item, which
     skips the duplicate."""
     rows = []
@@ -287,7 +289,7 @@ def notifications_create_many(items: list[dict[str, Any]]) -> list[Notification]
                     context=i["context"],
                     dedupe_key=i.get("dedupe_key"),
                     webhook_event=i.get("webhook_event"),
-                    webhook_data=i.get("webhook_data"),
+                    webhook_data=_payload(i.get("webhook_data")),
                 )
                 for i in items
             )
@@ -316,8 +318,13 @@ def _emit_many(event: str, entries: list[tuple[int, int, dict]]) -> None:
     webhook_emit_many(
         items=[(pk, user_id) for pk, user_id, _ in entries],
         event=event,
-        data=lambda ids: {i: payloads[i] for i in ids},
+        data=lambda ids: {i: _payload(payloads[i]) for i in ids},
     )
+
+
+def _payload(data):
+    """A webhook payload given as a callable is built only when an endpoint wants the event."""
+    return data() if callable(data) else data
 
 
 EMAIL_BATCH_SIZE = 100
@@ -415,7 +422,8 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
                             "hours_left": max(0, int((token.expires_at - now).total_seconds() // 3600)),
                         },
                         "webhook_event": "token.expiring",
-                        "webhook_data": token_event_data(token),
+                        # Built (as at this moment) only for the few tokens an endpoint wants.
+                        "webhook_data": partial(token_event_data, token),
                     }
                 )
             created = notifications_create_many(items)
