@@ -186,6 +186,8 @@ LANGUAGES = [("ru", "Русский"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
+# One date format per language on every page (zenzefi/formats/<lang>/formats.py).
+FORMAT_MODULE_PATH = ["zenzefi.formats"]
 USE_TZ = True
 
 # --- Static files -------------------------------------------------------------------------
