@@ -2,6 +2,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from currency.models import Transaction
+from zenzefi.amounts import AmountField
 
 
 class TransactionSerializer(serializers.ModelSerializer):
@@ -23,7 +24,7 @@ class TransactionSerializer(serializers.ModelSerializer):
 
 
 class TopUpAmountSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(
+    amount = AmountField(
         max_digits=12,
         decimal_places=2,
         min_value=settings.TOPUP_MIN_AMOUNT,

@@ -42,6 +42,7 @@ SCHEDULE: tuple[Entry, ...] = (
     Entry("email redelivery", "notifications.tasks.requeue_stuck_emails", 10, IntervalSchedule.MINUTES),
     Entry("auto-renewal", "renewals.tasks.renew_expiring_tokens", 5, IntervalSchedule.MINUTES),
     Entry("backups", "backups.tasks.backup_database", crontab={"minute": "0", "hour": "3"}),
+    Entry("expired JWT records", "accounts.tasks.flush_expired_jwts", crontab={"minute": "45", "hour": "4"}),
 )
 
 

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",  # refresh JWTs revoked on password change/deactivation
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets as static files: no CDN (issue 12)
     "django_filters",
@@ -217,6 +218,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "zenzefi.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's defaults, with a JSON parser that answers 400 (not 500) to too-deep nesting.
+    "DEFAULT_PARSER_CLASSES": [
+        "zenzefi.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -232,6 +239,13 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": True,
+    # Sessions never outlive a password (issue 11 item 5, docs/security.md): every refresh is
+    # single-use (rotated, the old one blacklisted); accounts.services.user_sessions_revoke
+    # blacklists all of a user's refresh JWTs; access JWTs carry a hash of the password hash
+    # and stop working when it changes (and at once for inactive users).
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "CHECK_REVOKE_TOKEN": True,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -252,6 +266,8 @@ SPECTACULAR_SETTINGS = {
 # --- Rate limits (django-ratelimit; counters in the default cache) ------------------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 AUTH_RATE_LIMIT = env.str("AUTH_RATE_LIMIT", default="5/h")
+# Payment provider callbacks (`POST webhooks/payment`) per client IP; 429 with Retry-After beyond.
+PAYMENT_CALLBACK_RATE_LIMIT = env.str("PAYMENT_CALLBACK_RATE_LIMIT", default="120/m")
 
 # --- Money and prices ---------------------------------------------------------------------
 MOCK_PAYMENTS_ENABLED = env.bool("MOCK_PAYMENTS_ENABLED", default=DEBUG)
@@ -293,6 +309,34 @@ PROXY_COUNTER_FLUSH_SECONDS = env.float("PROXY_COUNTER_FLUSH_SECONDS", default=1
 # Browser mode: the httponly cookie set by POST /api/v1/proxy/session and its lifetime cap.
 PROXY_SESSION_COOKIE = env.str("PROXY_SESSION_COOKIE", default="zz_proxy")
 PROXY_SESSION_COOKIE_MAX_AGE = env.int("PROXY_SESSION_COOKIE_MAX_AGE", default=12 * 3600)
+
+
+def _other_loopback(url: str) -> str:
+    """BACKEND_URL on the other loopback name (same scheme and port), "" for any other host."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    other = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(parts.hostname or "")
+    if not other:
+        return ""
+    return f"{parts.scheme}://{other}{f':{parts.port}' if parts.port else ''}"
+
+
+# Browser mode's own origin (SPEC §8, docs/proxy-origin.md): requests whose Host is this origin's
+# host[:port] go to the upstream, path for path; no platform page, API or cookie is reachable there.
+# Default: BACKEND_URL on the other loopback name; production: a host name of its own (e.g.
+# https://proxy.example.com). Empty (a non-loopback BACKEND_URL and no value): browser mode is off.
+PROXY_ORIGIN = env.str("PROXY_ORIGIN", default="") or _other_loopback(BACKEND_URL)
+# Lifetime of the one-time browser-mode link from POST /api/v1/proxy/session (seconds).
+PROXY_ENTRY_TTL = env.int("PROXY_ENTRY_TTL", default=60)
+# Longest silence while reading a proxied request body (seconds) -> 408 body_timeout.
+PROXY_BODY_TIMEOUT = env.float("PROXY_BODY_TIMEOUT", default=15.0)
+# Proxied requests in flight per token (429 too_many_concurrent beyond; 0 = no cap).
+PROXY_MAX_CONCURRENT_PER_TOKEN = env.int("PROXY_MAX_CONCURRENT_PER_TOKEN", default=20)
+# The async Redis connection pool per worker process (the proxy's hot path): its size, and how
+# long a request waits for a free connection before it fails (503 service_unavailable).
+REDIS_POOL_SIZE = env.int("REDIS_POOL_SIZE", default=100)
+REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=5.0)
 
 # --- Jobs, retention, backups, webhooks --------------------------------------------------
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=30)
