@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -15,8 +15,10 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.models import Tier, User
 from zenzefi.errors import InvalidInput
+from zenzefi.fields import StrictJSONMixin
 from zenzefi.params import parse_optional_bool
 from zenzefi.permissions import IsStaff
+from zenzefi.schema import api_errors
 
 ADJUSTMENT_LIMIT = Decimal("1000000")
 
@@ -71,7 +73,7 @@ class AdminUserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BalanceAdjustmentSerializer(serializers.Serializer):
+class BalanceAdjustmentSerializer(StrictJSONMixin, serializers.Serializer):
     amount = serializers.DecimalField(
         max_digits=12,
         decimal_places=2,
@@ -87,7 +89,7 @@ class BalanceAdjustmentSerializer(serializers.Serializer):
         return value
 
 
-class AdminUserUpdateSerializer(serializers.Serializer):
+class AdminUserUpdateSerializer(StrictJSONMixin, serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
     balance_adjustment = BalanceAdjustmentSerializer(
@@ -116,7 +118,7 @@ class AdminUserListView(ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("search", str, required=False),
+            OpenApiParameter("search", str, required=False, description="Part of username, email or name."),
             OpenApiParameter("is_active", bool, required=False),
         ]
     )
@@ -129,7 +131,33 @@ class AdminUserDetailView(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(request=AdminUserUpdateSerializer, responses={200: AdminUserSerializer})
+    @extend_schema(
+        request=AdminUserUpdateSerializer,
+        responses={
+            200: AdminUserSerializer,
+            **api_errors(
+                {
+                    400: [
+                        "balance_read_only",
+                        "unknown_field",
+                        "no_changes",
+                        "cannot_deactivate_self",
+                        "invalid_adjustment",
+                        "zero_amount",
+                    ],
+                    402: ["insufficient_funds"],
+                    404: ["user_not_found"],
+                }
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "Credit 50 ZNC",
+                value={"balance_adjustment": {"amount": "50.00", "reason": "Goodwill for downtime"}},
+                request_only=True,
+            )
+        ],
+    )
     def patch(self, request, user_id: int):
         data = request.data
         if hasattr(data, "keys"):

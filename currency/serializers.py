@@ -2,6 +2,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from currency.models import Transaction
+from zenzefi.fields import StrictJSONMixin
 
 
 class TransactionSerializer(serializers.ModelSerializer):
@@ -22,7 +23,7 @@ class TransactionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TopUpAmountSerializer(serializers.Serializer):
+class TopUpAmountSerializer(StrictJSONMixin, serializers.Serializer):
     amount = serializers.DecimalField(
         max_digits=12,
         decimal_places=2,

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -16,6 +16,7 @@ from payments.serializers import (
     PaymentSerializer,
 )
 from zenzefi.permissions import IsStaff
+from zenzefi.schema import api_errors
 
 
 class PaymentCreateView(APIView):
@@ -24,8 +25,18 @@ class PaymentCreateView(APIView):
 
     @extend_schema(
         request=PaymentCreateSerializer,
-        responses={201: PaymentSerializer},
+        responses={
+            201: PaymentSerializer,
+            **api_errors(
+                {
+                    400: ["invalid_amount", "invalid_currency", "no_exchange_rate"],
+                    502: ["payment_provider_error"],
+                    503: ["topups_unavailable"],
+                }
+            ),
+        },
         parameters=[IDEMPOTENCY_HEADER],
+        examples=[OpenApiExample("Top up 500 ZNC", value={"amount": "500.00"}, request_only=True)],
     )
     def post(self, request):
         serializer = PaymentCreateSerializer(data=request.data)
@@ -54,7 +65,12 @@ class PaymentListView(ListAPIView):
 class PaymentDetailView(APIView):
     """One of your payments (a pending one of a real provider is re-checked with the provider)."""
 
-    @extend_schema(responses={200: PaymentSerializer})
+    @extend_schema(
+        responses={
+            200: PaymentSerializer,
+            **api_errors({404: ["payment_not_found"], 502: ["payment_provider_error"]}),
+        }
+    )
     def get(self, request, payment_id: int):
         payment = selectors.payment_get(user=request.user, payment_id=payment_id)
         payment = (
@@ -70,7 +86,19 @@ class PaymentSimulateView(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(request=None, responses={200: PaymentSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: PaymentSerializer,
+            **api_errors(
+                {
+                    400: ["not_mock_payment"],
+                    404: ["payment_not_found", "mock_payments_disabled"],
+                    409: ["payment_not_pending"],
+                }
+            ),
+        },
+    )
     def post(self, request, payment_id: int):
         payment = services.payment_simulate(payment_id=payment_id, actor=request.user, request=request)
         return Response(PaymentSerializer(payment).data)

@@ -2,9 +2,10 @@ from django.conf import settings
 from rest_framework import serializers
 
 from payments.models import Currency, ExchangeRate, Payment
+from zenzefi.fields import StrictJSONMixin
 
 
-class PaymentCreateSerializer(serializers.Serializer):
+class PaymentCreateSerializer(StrictJSONMixin, serializers.Serializer):
     amount = serializers.DecimalField(
         max_digits=14,
         decimal_places=2,

@@ -1,11 +1,13 @@
 from rest_framework import serializers
 
+from zenzefi.fields import StrictJSONMixin
 
-class TokenAutoRenewSerializer(serializers.Serializer):
+
+class TokenAutoRenewSerializer(StrictJSONMixin, serializers.Serializer):
     auto_renew = serializers.BooleanField()
 
 
-class AutoRenewPreferenceSerializer(serializers.Serializer):
+class AutoRenewPreferenceSerializer(StrictJSONMixin, serializers.Serializer):
     auto_renew_min_balance = serializers.DecimalField(
         max_digits=12,
         decimal_places=2,

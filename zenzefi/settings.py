@@ -201,7 +201,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "zenzefi.pagination.SkipLimitPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "zenzefi.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every operation documents every status it can answer (SPEC §13): zenzefi/schema.py.
+    "DEFAULT_SCHEMA_CLASS": "zenzefi.schema.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -227,6 +228,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # The contract is JSON: clients send and receive application/json (the browsable API's HTML
+    # and form posts still work, for people, but are not part of the contract).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "RENDERER_WHITELIST": ["rest_framework.renderers.JSONRenderer"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "zenzefi.schema.postprocess_schema",
+    ],
 }
 
 # --- Rate limits (django-ratelimit; counters in the default cache) ------------------------
