@@ -112,6 +112,11 @@ def _status_of(key) -> int | None:
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def map_parsers(self):
+        """Request bodies are JSON in the contract (whatever JSON parser class reads them); the
+        browsable API's form posts still work, for people, but are not part of it."""
+        return [media for media in super().map_parsers() if media.split(";")[0] == "application/json"]
+
     def _has_idempotency_header(self) -> bool:
         return any(param is IDEMPOTENCY_HEADER for param in self.get_override_parameters())
 

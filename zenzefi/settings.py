@@ -228,9 +228,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
-    # The contract is JSON: clients send and receive application/json (the browsable API's HTML
-    # and form posts still work, for people, but are not part of the contract).
-    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    # The contract is JSON: clients receive application/json (the browsable API's HTML is for
+    # people, not part of the contract); request bodies: zenzefi.schema.AutoSchema.map_parsers.
     "RENDERER_WHITELIST": ["rest_framework.renderers.JSONRenderer"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
