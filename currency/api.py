@@ -35,8 +35,8 @@ class TransactionListView(ListAPIView):
         raw = self.request.query_params.get("transaction_type")
         transaction_type = None
         if raw is not None:
-            # Upper or lower case, as the schema's enum lists; "" or "Deposit" is a 400.
-            transaction_type = raw.upper() if raw.lower() == raw else raw
+            # Exactly one of the schema's enum (DEPOSIT, PURCHASE...): "", "deposit" are 400s.
+            transaction_type = raw
             if transaction_type not in TransactionType.values:
                 raise InvalidInput(
                     f"transaction_type: must be one of {', '.join(TransactionType.values)}.",
@@ -49,7 +49,7 @@ class TransactionListView(ListAPIView):
             OpenApiParameter(
                 "transaction_type",
                 str,
-                enum=[*TransactionType.values, *(value.lower() for value in TransactionType.values)],
+                enum=TransactionType.values,
                 required=False,
             )
         ],

@@ -142,6 +142,7 @@ def test_api_keeps_its_contract(case, enterprise_customer, live_server):
         ("/api/v1/currency/transactions?skip=", "invalid_pagination"),
         ("/api/v1/currency/transactions?limit=1_0", "invalid_pagination"),
         ("/api/v1/currency/transactions?transaction_type=", "invalid_transaction_type"),
+        ("/api/v1/currency/transactions?transaction_type=deposit", "invalid_transaction_type"),
         ("/api/v1/tokens/my-tokens?active_only=", "invalid_boolean"),
         ("/api/v1/tokens/my-tokens?active_only=yes", "invalid_boolean"),
         ("/api/v1/bundles/?include_inactive=", "invalid_boolean"),
