@@ -4,10 +4,14 @@ from zenzefi.fields import StrictJSONMixin
 
 
 class TokenAutoRenewSerializer(StrictJSONMixin, serializers.Serializer):
+    whole_body_patch = True  # PATCH tokens/{id} requires `auto_renew` (zenzefi.schema)
+
     auto_renew = serializers.BooleanField()
 
 
 class AutoRenewPreferenceSerializer(StrictJSONMixin, serializers.Serializer):
+    whole_body_patch = True  # PATCH users/me/auto-renewal requires the field (zenzefi.schema)
+
     auto_renew_min_balance = serializers.DecimalField(
         max_digits=12,
         decimal_places=2,

@@ -49,13 +49,16 @@ def _json_type_ok(field: serializers.Field, value) -> bool:
     return True
 
 
-TYPE_NAMES = (
-    (serializers.BooleanField, "true or false"),
-    (serializers.IntegerField, "an integer"),
-    (serializers.DecimalField, 'a decimal string such as "150.00" or a number'),
-    (serializers.ListField, "a list"),
-    (serializers.Serializer, "an object"),
-)
+def _type_message(field: serializers.Field, value) -> str:
+    """DRF's own message for the field (so answers read as before), formatted safely."""
+    if isinstance(field, serializers.ListField):
+        return str(field.error_messages["not_a_list"]).format(input_type=type(value).__name__)
+    if isinstance(field, serializers.Serializer):
+        return str(field.error_messages["invalid"]).format(datatype=type(value).__name__)
+    if isinstance(field, serializers.ChoiceField):
+        return str(field.error_messages["invalid_choice"]).format(input=value)
+    message = field.error_messages.get("invalid")
+    return str(message) if message else "Not a valid string."
 
 
 class StrictJSONMixin:
@@ -69,8 +72,7 @@ class StrictJSONMixin:
                 if field.read_only or field.source == "*" or name not in data:
                     continue
                 if not _json_type_ok(field, data[name]):
-                    expected = next((t for cls, t in TYPE_NAMES if isinstance(field, cls)), "a string")
-                    errors[name] = [f"Must be {expected}."]
+                    errors[name] = [_type_message(field, data[name])]
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)

@@ -117,6 +117,18 @@ class AutoSchema(SpectacularAutoSchema):
         browsable API's form posts still work, for people, but are not part of it."""
         return [media for media in super().map_parsers() if media.split(";")[0] == "application/json"]
 
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        """A PATCH whose view validates the whole body (`whole_body_patch = True` on the
+        serializer) is documented with its required fields, not as drf-spectacular's partial
+        `Patched…` body."""
+        if self.method == "PATCH" and getattr(serializer, "whole_body_patch", False):
+            self.method = "PUT"
+            try:
+                return super()._get_request_for_media_type(serializer, direction)
+            finally:
+                self.method = "PATCH"
+        return super()._get_request_for_media_type(serializer, direction)
+
     def _has_idempotency_header(self) -> bool:
         return any(param is IDEMPOTENCY_HEADER for param in self.get_override_parameters())
 
