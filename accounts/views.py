@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -27,6 +26,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import charts, selectors, services
+from accounts.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
 from accounts.page_forms import LoginForm, NotificationPreferencesForm, ProfileForm, SignupForm
 from bundles.selectors import bundle_list
 from currency.selectors import transaction_list
@@ -158,6 +158,12 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
+    form_class = ServiceSetPasswordForm  # revokes every API session of the user
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        form.request = self.request
+        return form
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
@@ -165,8 +171,17 @@ class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    """Keeps this page session (Django's update_session_auth_hash); every other session of the
+    user, page or API, ends."""
+
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:profile")
+    form_class = ServicePasswordChangeForm
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        form.request = self.request
+        return form
 
     def form_valid(self, form):
         response = super().form_valid(form)
@@ -239,7 +254,7 @@ def profile(request: HttpRequest) -> HttpResponse:
         response = redirect("accounts:profile")
         response.set_cookie(settings.LANGUAGE_COOKIE_NAME, user.language, samesite="Lax")
         return response
-    password_form = PasswordChangeForm(user)
+    password_form = ServicePasswordChangeForm(user)
     return render(request, "accounts/profile.html", {"form": form, "password_form": password_form})
 
 

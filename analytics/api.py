@@ -3,9 +3,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import selectors
+from analytics.models import DASHBOARD_PERMISSION
 from analytics.serializers import GlobalStatsSerializer, UsageSerializer
 from zenzefi.errors import InvalidInput
-from zenzefi.permissions import IsStaff
+from zenzefi.permissions import StaffPermission
 from zenzefi.schema import api_errors
 
 PERIOD = OpenApiParameter("period", str, enum=list(selectors.PERIODS), required=False, default="day")
@@ -32,7 +33,8 @@ class UsageView(APIView):
 class GlobalStatsView(APIView):
     """Platform figures for staff over the last day, week or month."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [StaffPermission]
+    staff_permissions = {"GET": (DASHBOARD_PERMISSION,)}  # the admin dashboard's permission
 
     @extend_schema(parameters=[PERIOD], responses={200: GlobalStatsSerializer, **PERIOD_ERRORS})
     def get(self, request):

@@ -4,9 +4,11 @@ day, week or month, as server-rendered SVG bars (no JavaScript)."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 from analytics import selectors
+from analytics.models import DASHBOARD_PERMISSION
 
 CHART_HEIGHT = 120
 
@@ -46,6 +48,8 @@ def point_format(value: float) -> str:
 
 
 def dashboard(request):
+    if not request.user.has_perm(DASHBOARD_PERMISSION):
+        raise PermissionDenied
     period = request.GET.get("period") or "day"
     if period not in selectors.PERIODS:
         period = "day"

@@ -76,6 +76,7 @@ def platform_env(redis_url: str) -> dict:
             "ZENZEFI_TARGET_URL": f"http://127.0.0.1:{PORTS['upstream']}",
             "BACKEND_URL": "http://127.0.0.1:8000",
             "PROXY_RATE_LIMIT_PER_MINUTE": "0",  # counted, never refused: the benchmark is one token
+            "PROXY_MAX_CONCURRENT_PER_TOKEN": "100000",  # counted, never refused
             "LOG_LEVEL": "WARNING",
         }
     )

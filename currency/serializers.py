@@ -2,6 +2,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from currency.models import Transaction
+from zenzefi.amounts import AmountField
 from zenzefi.fields import StrictJSONMixin
 
 
@@ -24,7 +25,7 @@ class TransactionSerializer(serializers.ModelSerializer):
 
 
 class TopUpAmountSerializer(StrictJSONMixin, serializers.Serializer):
-    amount = serializers.DecimalField(
+    amount = AmountField(
         max_digits=12,
         decimal_places=2,
         min_value=settings.TOPUP_MIN_AMOUNT,

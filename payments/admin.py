@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from payments.models import ExchangeRate, Payment, PaymentStatus
+from payments.models import COMPLETE_PERMISSION, ExchangeRate, Payment, PaymentStatus
 from payments.services import payment_complete
 from zenzefi.errors import ApplicationError
 
@@ -44,7 +44,10 @@ class PaymentAdmin(admin.ModelAdmin):
         # completion racing with it. The action goes through payments.services instead.
         return False
 
-    @admin.action(description="Mark succeeded (mock payments only; credits once)")
+    def has_complete_permission(self, request):
+        return request.user.has_perm(COMPLETE_PERMISSION)
+
+    @admin.action(description="Mark succeeded (mock payments only; credits once)", permissions=["complete"])
     def mark_succeeded_mock(self, request, queryset):
         if not settings.MOCK_PAYMENTS_ENABLED:
             self.message_user(request, "Mock payments are disabled (MOCK_PAYMENTS_ENABLED).", messages.ERROR)

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from zenzefi.amounts import AmountField
 from zenzefi.fields import StrictJSONMixin
 
 
@@ -12,7 +13,7 @@ class TokenAutoRenewSerializer(StrictJSONMixin, serializers.Serializer):
 class AutoRenewPreferenceSerializer(StrictJSONMixin, serializers.Serializer):
     whole_body_patch = True  # PATCH users/me/auto-renewal requires the field (zenzefi.schema)
 
-    auto_renew_min_balance = serializers.DecimalField(
+    auto_renew_min_balance = AmountField(
         max_digits=12,
         decimal_places=2,
         min_value=0,

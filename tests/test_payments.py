@@ -19,7 +19,7 @@ from payments.models import ExchangeRate, Payment, PaymentStatus
 from payments.providers import SIGNATURE_HEADER, mock_signature
 from payments.services import payment_callback_process
 from tests.concurrency import run_threads
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory, staff_with
 from tests.payments_support import CALLBACK, PURCHASE, callback_body, pay, post_callback, start_payment
 from tests.test_ledger import assert_ledger_consistent
 from tests.yookassa_standin import SECRET_KEY, SHOP_ID, YooKassaStandIn
@@ -230,7 +230,7 @@ def simulate(client, payment_id):
 
 
 def test_staff_simulates_a_pending_mock_payment_once(user):
-    staff = UserFactory(is_staff=True)
+    staff = staff_with("payments.complete_payment")
     client = APIClient()
     client.force_authenticate(staff)
     payment = start_payment(user, "30")
@@ -406,9 +406,9 @@ def test_yookassa_notification_is_verified_with_the_api_and_credited_once(
 
 def test_yookassa_unknown_or_forged_payment_ids(api_client, yookassa, rub_rate):
     response = notify(api_client, "00000000-0000-0000-0000-000000000000")
-    assert response.status_code == 502  # YooKassa does not know it: nothing to trust
-    assert not Transaction.objects.exists()
-    assert AuditLog.objects.filter(action="payment.callback_rejected").exists()
+    assert response.status_code == 404  # not one of ours: YooKassa is not even asked
+    assert not Transaction.objects.exists() and yookassa.requests == []
+    assert AuditLog.objects.get(action="payment.callback").details["outcome"] == "unknown_payment"
 
 
 def test_yookassa_amount_mismatch_is_refused_and_suspicious(api_client, user, yookassa, rub_rate):

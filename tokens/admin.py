@@ -4,11 +4,9 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from audit.services import audit_record
-from tokens.models import AccessToken, TokenState
+from tokens.models import REVOKE_PERMISSION, AccessToken, TokenState
 from tokens.services import token_revoke
 from zenzefi.errors import ApplicationError, Conflict
-
-REVOKE_PERMISSION = "tokens.revoke_token"
 
 
 class TokenStateFilter(admin.SimpleListFilter):

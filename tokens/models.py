@@ -7,6 +7,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+# The admin's revoke actions and the staff API's force revoke (`DELETE admin/tokens/{id}`).
+REVOKE_PERMISSION = "tokens.revoke_token"
+
 
 class Scope(models.TextChoices):
     FULL = "full", "Full access"

@@ -73,6 +73,9 @@ class WebhookDelivery(models.Model):
     last_error = models.CharField(max_length=500, blank=True, default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Who holds the lease: "<Celery task id>:<retries>" of the message that claimed it. The
+    # same message redelivered after its worker died may take the lease over at once.
+    claimed_by = models.CharField(max_length=255, blank=True, default="", editable=False)
     replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

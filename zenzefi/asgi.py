@@ -1,5 +1,8 @@
 """ASGI entry point for uvicorn (and gunicorn with uvicorn workers).
 
+A request whose Host is the proxy origin (`PROXY_ORIGIN`, browser mode; docs/proxy-origin.md) goes
+to the proxy whatever its path: there every path is the upstream's own, and nothing of the platform
+(pages, API, admin, static, health, metrics) is reachable. Otherwise:
 `/health` and `/health/detailed` go to a raw ASGI app answering from the cached health result;
 `/api/v1/proxy/…` goes to the proxy's lean ASGI app (`proxy.asgi.ProxyApp`), which runs none of
 Django's middleware stack (each middleware hook is a thread hop under ASGI; ENGINEERING.md has the
@@ -17,13 +20,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zenzefi.settings")
 django_application = get_asgi_application()
 
 from proxy.asgi import PREFIX as PROXY_PREFIX  # noqa: E402  (needs the settings configured above)
-from proxy.asgi import ProxyApp  # noqa: E402
+from proxy.asgi import ProxyApp, is_proxy_origin  # noqa: E402
 from zenzefi.health import HEALTH_PATHS, health_asgi  # noqa: E402
 from zenzefi.request_id import RequestIdASGIMiddleware  # noqa: E402
 
 proxy_application = ProxyApp()
 # The request id (X-Request-ID) reaches the proxy's logs, audit entries and the upstream too.
 proxy_entry = RequestIdASGIMiddleware(proxy_application)
+browser_entry = RequestIdASGIMiddleware(proxy_application.browser)
 
 
 async def _lifespan(receive, send):
@@ -41,6 +45,8 @@ async def application(scope, receive, send):
     kind = scope["type"]
     if kind == "lifespan":
         await _lifespan(receive, send)
+    elif is_proxy_origin(scope):
+        await browser_entry(scope, receive, send)
     elif scope["path"].startswith(PROXY_PREFIX):
         await proxy_entry(scope, receive, send)
     elif kind == "http" and scope["path"] in HEALTH_PATHS:
