@@ -161,6 +161,15 @@ class RefreshSerializer(TokenRefreshSerializer):
         return super().validate(attrs)
 
 
+@extend_schema(
+    responses=api_errors(
+        {
+            400: ["invalid"],
+            401: ["token_not_valid", "no_active_account", "password_changed", "authentication_failed"],
+        }
+    ),
+    examples=[OpenApiExample("Refresh", value={"refresh": "eyJhbGciOi..."}, request_only=True)],
+)
 class RefreshView(TokenRefreshView):
     """A refresh JWT → `{access, refresh}`. Each refresh JWT works once; all of a user's stop
     working when their password changes or they are deactivated."""
