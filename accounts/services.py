@@ -146,6 +146,26 @@ def user_self_update(*, user: User, request=None, **values) -> User:
     return user
 
 
+def _masked_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}***@{domain}" if domain else "***"
+
+
+def user_password_reset_request(*, email: str, request=None) -> None:
+    """Audit a password-reset request. The same entry is written whether or not an account has
+    this address (the page answers the same either way); the address is stored masked, and the
+    matching account, if any, is named for staff only through `resource_id`."""
+    email = (email or "").strip()
+    match = User.objects.filter(email__iexact=email, is_active=True).values_list("pk", flat=True).first()
+    audit_record(
+        action="auth.password_reset_request",
+        resource_type="user",
+        resource_id=match or "",
+        details={"email": _masked_email(email)},
+        request=request,
+    )
+
+
 def user_sessions_revoke(*, user: User, reason: str, actor: User | None = None, request=None) -> int:
     """End every API session of `user`: blacklist all their outstanding refresh JWTs (so none
     can be refreshed again). Access JWTs die with them by their own checks: the password-hash

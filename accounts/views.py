@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse_lazy
-from django.utils import formats, translation
+from django.utils import formats, timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -150,6 +150,10 @@ class PasswordResetView(auth_views.PasswordResetView):
             return rate_limited(request, exc)
         return super().post(request, *args, **kwargs)
 
+    def form_valid(self, form):
+        services.user_password_reset_request(email=form.cleaned_data["email"], request=self.request)
+        return super().form_valid(form)
+
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):
     template_name = "accounts/password_reset_done.html"
@@ -194,7 +198,8 @@ def _usage_context(request: HttpRequest) -> dict:
     if period not in selectors.USAGE_PERIODS:
         period = "day"
     series = selectors.usage_series(user=request.user, period=period)
-    fmt = "H:i" if period == "day" else "SHORT_DATE_FORMAT"
+    # Every label names the date, and hours carry the zone (the axis said only "13:00" before).
+    fmt = "DATETIME_FORMAT" if period == "day" else "DATE_FORMAT"
     labels = [formats.date_format(p.start, fmt) for p in series.points]
     requests = [p.requests for p in series.points]
     sizes = [p.bytes for p in series.points]
@@ -217,6 +222,11 @@ def _usage_context(request: HttpRequest) -> dict:
     return {
         "usage": series,
         "usage_period": period,
+        "usage_zone": timezone.get_current_timezone_name(),
+        "usage_axis": (
+            labels[0],
+            formats.date_format(series.end if period == "day" else series.points[-1].start, fmt),
+        ),
         "usage_periods": USAGE_PERIOD_LABELS.items(),
         "requests_chart": requests_chart,
         "bytes_chart": bytes_chart,
@@ -235,6 +245,47 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/dashboard.html", context)
 
 
+def proxy_origin() -> str:
+    """The separate origin of browser-mode sessions: settings.PROXY_ORIGIN, or by default
+    BACKEND_URL with 127.0.0.1 and localhost swapped (another origin on the same machine)."""
+    configured = getattr(settings, "PROXY_ORIGIN", "")
+    if configured:
+        return configured.rstrip("/")
+    backend = settings.BACKEND_URL.rstrip("/")
+    if "127.0.0.1" in backend:
+        return backend.replace("127.0.0.1", "localhost", 1)
+    if "localhost" in backend:
+        return backend.replace("localhost", "127.0.0.1", 1)
+    return backend
+
+
+@login_required
+def connect(request: HttpRequest) -> HttpResponse:
+    """How to use a token: the desktop client's headers, the device id, browser mode and a
+    copyable example (with a placeholder, never a real token)."""
+    backend = settings.BACKEND_URL.rstrip("/")
+    proxy_url = f"{backend}/api/v1/proxy/"
+    token_word = _("YOUR_TOKEN")
+    placeholder = f"<{token_word}>"
+    headers = f'-H "X-Access-Token: {placeholder}" -H "X-Device-ID: laptop-1"'
+    curl = (
+        f"curl {headers} \\\n     {backend}/api/v1/proxy/status\n"
+        f"curl {headers} \\\n     {proxy_url}\n"
+        f"curl -X POST {headers} \\\n     {backend}/api/v1/proxy/session"
+    )
+    context = {
+        "backend_url": backend,
+        "proxy_url": proxy_url,
+        "status_url": f"{backend}/api/v1/proxy/status",
+        "session_url": f"{backend}/api/v1/proxy/session",
+        "proxy_origin": proxy_origin(),
+        "idle_minutes": settings.SESSION_IDLE_MINUTES,
+        "curl_example": curl,
+        "placeholder": placeholder,
+    }
+    return render(request, "accounts/connect.html", context)
+
+
 @login_required
 def referrals(request: HttpRequest) -> HttpResponse:
     """The same stats as GET /api/v1/users/me/referrals (referrals.selectors)."""
@@ -248,7 +299,13 @@ def profile(request: HttpRequest) -> HttpResponse:
     user = request.user
     form = ProfileForm(request.POST or None, instance=user)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        # The accounts service writes and audits the change (not form.save()).
+        services.user_self_update(
+            user=user,
+            request=request,
+            full_name=form.cleaned_data["full_name"],
+            language=form.cleaned_data["language"],
+        )
         translation.activate(user.language)
         messages.success(request, _("Your profile has been saved."))
         response = redirect("accounts:profile")
@@ -289,6 +346,5 @@ def set_language(request: HttpRequest) -> HttpResponse:
     language = request.POST.get("language")
     user = request.user
     if user.is_authenticated and language in dict(settings.LANGUAGES) and user.language != language:
-        user.language = language
-        user.save(update_fields=["language"])
+        services.user_self_update(user=user, language=language, request=request)  # audited
     return response

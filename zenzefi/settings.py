@@ -121,8 +121,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;",
     }
 else:
+    # Persistent connections are per thread: bounded because every server runs Django on a fixed
+    # number of threads (DJANGO_THREADS under ASGI, gunicorn's threads under WSGI).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Under ASGI (zenzefi/asgi.py) Django's pages and API run as WSGI on this many threads per worker
+# process, which bounds its PostgreSQL connections; 0 = Django's own ASGI handler (a thread per request).
+DJANGO_THREADS = env.int("DJANGO_THREADS", default=4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (shared by every process: a revocation must reach all of them) -----------------
@@ -181,6 +186,8 @@ LANGUAGES = [("ru", "Русский"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
+# One date format per language on every page (zenzefi/formats/<lang>/formats.py).
+FORMAT_MODULE_PATH = ["zenzefi.formats"]
 USE_TZ = True
 
 # --- Static files -------------------------------------------------------------------------
