@@ -27,7 +27,10 @@ def user_url(user) -> str:
 
 @pytest.fixture
 def staff(db):
-    return staff_with(*STAFF_API_PERMISSIONS)
+    # A fixed name: a random one (Faker) could contain a search term of the tests below ("lic").
+    return staff_with(
+        *STAFF_API_PERMISSIONS, username="staffer", email="staffer@zenzefi.test", full_name="Staff Member"
+    )
 
 
 @pytest.fixture
