@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from currency.models import Transaction
 from zenzefi.amounts import AmountField
+from zenzefi.fields import StrictJSONMixin
 
 
 class TransactionSerializer(serializers.ModelSerializer):
@@ -23,7 +24,7 @@ class TransactionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TopUpAmountSerializer(serializers.Serializer):
+class TopUpAmountSerializer(StrictJSONMixin, serializers.Serializer):
     amount = AmountField(
         max_digits=12,
         decimal_places=2,
