@@ -5,13 +5,14 @@ from rest_framework.views import APIView
 from referrals.selectors import referral_stats
 from referrals.serializers import ReferralStatsSerializer
 from zenzefi.pagination import parse_skip_limit
+from zenzefi.schema import api_errors
 
 
 class MyReferralsView(APIView):
     """Your referral code and link, who joined with it, who qualified, and the bonus earned."""
 
     @extend_schema(
-        responses={200: ReferralStatsSerializer},
+        responses={200: ReferralStatsSerializer, **api_errors({400: ["invalid_pagination"]})},
         parameters=[
             OpenApiParameter("skip", int, required=False, description="Referred users to skip (default 0)."),
             OpenApiParameter(
