@@ -12,7 +12,7 @@ recorded and its webhook still fires, only the email is skipped.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -358,10 +358,14 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
     In chunks (keyset on expires_at, id): tokens already announced are excluded in SQL (their
     dedupe key is computed by the database), the chunk's tokens are locked with SKIP LOCKED so
     a concurrent run takes other ones, and each chunk is one bulk insert."""
+    from django.db import connection
+
     from webhooks.events import token_event_data
 
     now = now or timezone.now()
     horizon = now + timedelta(hours=settings.TOKEN_EXPIRING_NOTIFY_HOURS)
+    if connection.vendor == "postgresql":
+        return _notify_expiring_tokens_pg(now, horizon, chunk_size)
     # Only the unique key (it starts with the kind): an index probe or a hash anti-join, never a
     # filter over every notification of the kind.
     announced = Notification.objects.filter(dedupe_key=OuterRef("dedupe"))
@@ -432,6 +436,103 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
         if len(tokens) < chunk_size:
             return notified
         after = (tokens[-1].expires_at, tokens[-1].pk)
+
+
+# One statement per chunk decides, in the database, which tokens are announced now: the chunk's
+# candidates (from the previous chunk's last expiry on, as a plain range the planner estimates well,
+# not yet announced: anti-join on the unique key, which also drops that instant's tokens) are
+# inserted as notifications with ON CONFLICT (dedupe_key) DO NOTHING, so a concurrent run that
+# takes the same tokens waits for this one's insert and then skips them (no row locks on tokens).
+# Every candidate comes back, with the notification's id and email status if it was inserted now.
+# Mirrors `notifications_create_many` + `token_expiring_dedupe_key` + `email_language`.
+_EXPIRING_CHUNK_SQL = """
+WITH cand AS (
+    SELECT t.id, t.user_id, t.prefix, t.duration_hours, t.scope, t.expires_at,
+           %(kind)s || ':token:' || t.id::text || ':'
+               || FLOOR(EXTRACT(EPOCH FROM t.expires_at))::bigint::text AS dedupe,
+           COALESCE(u.email, '') <> '' AS has_email, u.notify_token_expiring AS wanted,
+           CASE WHEN u.language = ANY(%(languages)s) THEN u.language ELSE %(default_language)s END
+               AS language
+    FROM tokens_accesstoken t JOIN accounts_user u ON u.id = t.user_id
+    WHERE t.activated_at IS NOT NULL AND t.revoked_at IS NULL AND t.expired_at IS NULL
+      AND t.expires_at > %(now)s AND t.expires_at <= %(horizon)s AND u.is_active
+      AND t.expires_at >= %(after_at)s
+      AND NOT EXISTS (
+          SELECT 1 FROM notifications_notification n
+          WHERE n.dedupe_key = %(kind)s || ':token:' || t.id::text || ':'
+              || FLOOR(EXTRACT(EPOCH FROM t.expires_at))::bigint::text
+      )
+    ORDER BY t.expires_at, t.id
+    LIMIT %(limit)s
+), ins AS (
+    INSERT INTO notifications_notification
+        (user_id, kind, dedupe_key, context, language, email_status, attempts, last_error, created_at)
+    SELECT c.user_id, %(kind)s, c.dedupe,
+           jsonb_build_object(
+               'token_id', c.id,
+               'prefix', c.prefix,
+               'duration_hours', c.duration_hours,
+               'scope', c.scope,
+               'expires_at', to_char(c.expires_at AT TIME ZONE 'UTC',
+                   CASE WHEN date_trunc('second', c.expires_at) = c.expires_at
+                        THEN 'YYYY-MM-DD"T"HH24:MI:SS' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US' END)
+                   || '+00:00',
+               'hours_left', GREATEST(0, FLOOR(EXTRACT(EPOCH FROM (c.expires_at - %(now)s)) / 3600))::int
+           ),
+           c.language,
+           CASE WHEN c.has_email AND c.wanted THEN %(pending)s ELSE %(skipped)s END,
+           0,
+           CASE WHEN c.has_email AND NOT c.wanted THEN %(turned_off)s ELSE '' END,
+           %(created_at)s
+    FROM cand c
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id, dedupe_key, email_status
+)
+SELECT c.id, c.user_id, c.expires_at, ins.id, ins.email_status
+FROM cand c LEFT JOIN ins ON ins.dedupe_key = c.dedupe
+ORDER BY c.expires_at, c.id
+"""
+
+
+def _notify_expiring_tokens_pg(now: datetime, horizon: datetime, chunk_size: int) -> list[int]:
+    """`notify_expiring_tokens` on PostgreSQL: one INSERT … SELECT … ON CONFLICT DO NOTHING
+    RETURNING per chunk; emails (batched) and `token.expiring` webhooks (bulk) from its rows."""
+    from django.db import connection
+
+    from webhooks.events import token_events_emit
+
+    params = {
+        "kind": NotificationKind.TOKEN_EXPIRING.value,
+        "languages": [code for code, _ in settings.LANGUAGES],
+        "default_language": settings.LANGUAGE_CODE,
+        "now": now,
+        "horizon": horizon,
+        "limit": chunk_size,
+        "pending": EmailStatus.PENDING.value,
+        "skipped": EmailStatus.SKIPPED.value,
+        "turned_off": EMAIL_TURNED_OFF,
+        "created_at": timezone.now(),
+    }
+    after = datetime(1, 1, 1, tzinfo=UTC)
+    notified: list[int] = []
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(_EXPIRING_CHUNK_SQL, {**params, "after_at": after})
+                rows = cursor.fetchall()
+            created = [(token_id, user_id, status) for token_id, user_id, _, nid, status in rows if nid]
+            email_ids = [nid for _, _, _, nid, status in rows if nid and status == EmailStatus.PENDING]
+            if email_ids:
+                transaction.on_commit(lambda ids=email_ids: _queue_emails(ids), robust=True)
+            events = [(token_id, user_id) for token_id, user_id, _ in created]
+            if events:
+                transaction.on_commit(
+                    lambda e=events: token_events_emit(tokens=e, event="token.expiring"), robust=True
+                )
+        notified.extend(token_id for token_id, _, _ in created)
+        if len(rows) < chunk_size:
+            return notified
+        after = rows[-1][2]
 
 
 def notify_low_balance(*, now: datetime | None = None, chunk_size: int = JOB_CHUNK_SIZE) -> list[int]:

@@ -332,3 +332,48 @@ def test_a_batch_of_job_emails_sends_each_once(mailoutbox):
     send_notification_emails.apply(args=[[n.pk for n in created]])  # twice: still one email each
     assert sorted(m.to[0] for m in mailoutbox) == sorted(u.email for u in users)
     assert set(Notification.objects.values_list("email_status", flat=True)) == {"sent"}
+
+
+@pytest.mark.django_db
+def test_expiring_soon_records_each_token_once_with_the_users_preferences(
+    django_capture_on_commit_callbacks, queued
+):
+    """The set-based decision (PostgreSQL: one INSERT … SELECT … ON CONFLICT per chunk) records
+    exactly what the portable path records: key, context, language, email status."""
+    wants, quiet, unknown = _owners(3)
+    quiet.notify_token_expiring = False
+    quiet.save(update_fields=["notify_token_expiring"])
+    unknown.language = "xx"
+    unknown.save(update_fields=["language"])
+    tokens = _tokens([wants, quiet, unknown], 6, activated_ago=timedelta(hours=20, minutes=30))
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        notified = notifications.notify_expiring_tokens(now=now, chunk_size=4)
+    assert sorted(notified) == sorted(t.pk for t in tokens)
+    rows = {
+        n.context["token_id"]: n for n in Notification.objects.filter(kind=NotificationKind.TOKEN_EXPIRING)
+    }
+    assert len(rows) == 6
+    for token in tokens:
+        n = rows[token.pk]
+        assert n.user_id == token.user_id
+        assert n.dedupe_key == notifications.token_expiring_dedupe_key(token)
+        assert n.context == {
+            "token_id": token.pk,
+            "prefix": token.prefix,
+            "duration_hours": 24,
+            "scope": token.scope,
+            "expires_at": token.expires_at.isoformat(),
+            "hours_left": 3,
+        }
+        assert n.language == ("ru" if token.user_id == unknown.pk else token.user.language)
+        if token.user_id == quiet.pk:
+            assert (n.email_status, n.last_error) == ("skipped", notifications.EMAIL_TURNED_OFF)
+        else:
+            assert (n.email_status, n.last_error) == ("pending", "")
+    assert sorted(queued["emails"]) == sorted(n.pk for n in rows.values() if n.email_status == "pending")
+    deliveries = WebhookDelivery.objects.filter(event="token.expiring")
+    assert sorted(d.payload["data"]["token_id"] for d in deliveries) == sorted(t.pk for t in tokens)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.notify_expiring_tokens(now=now, chunk_size=4) == []
+    assert Notification.objects.count() == 6 and deliveries.count() == 6

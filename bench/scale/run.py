@@ -346,7 +346,8 @@ def run_child(fn) -> tuple[float, int, int, int]:
                 items = fn()
                 ms = (time.perf_counter() - started) * 1000
             _, hwm = rss_kb()
-            out = json.dumps([ms, len(ctx.captured_queries), items, hwm - start_rss, hwm])
+            db_ms = sum(float(q["time"]) for q in ctx.captured_queries) * 1000
+            out = json.dumps([ms, len(ctx.captured_queries), items, hwm - start_rss, hwm, db_ms])
         except BaseException as exc:
             import traceback
 
@@ -364,6 +365,7 @@ def run_child(fn) -> tuple[float, int, int, int]:
     result = json.loads(data)
     if result[0] == "error":
         raise SystemExit(f"job failed: {result[1]}")
+    DB_MS.append(result.pop())
     return result
 
 
@@ -394,15 +396,22 @@ def bench_jobs(only: str | None) -> None:
         reset_for(name, c)
         connection.close()
         ms, q, items, grow, hwm = run_child(fn)
-        row("job", f"{name}: {items} due", ms, f"{q} queries, peak RSS {hwm // 1024} MB (+{grow // 1024} MB)")
+        row(
+            "job",
+            f"{name}: {items} due",
+            ms,
+            f"{q} queries, db {DB_MS[-1]:.0f} ms, peak RSS {hwm // 1024} MB (+{grow // 1024} MB)",
+        )
         ms, q, items, grow, hwm = run_child(fn)
-        row("job", f"{name}: nothing to do, right after ({items})", ms, f"{q} queries")
+        row("job", f"{name}: nothing to do, right after ({items})", ms, f"{q} queries, db {DB_MS[-1]:.0f} ms")
         # Steady state: autovacuum has removed the rows' old versions from the indexes.
         for table in VACUUM.get(name, ()):
             with connection.cursor() as cur:
                 cur.execute(f"VACUUM ANALYZE {table}")
         ms, q, items, grow, hwm = run_child(fn)
-        row("job", f"{name}: nothing to do, steady state ({items})", ms, f"{q} queries")
+        row(
+            "job", f"{name}: nothing to do, steady state ({items})", ms, f"{q} queries, db {DB_MS[-1]:.0f} ms"
+        )
         clear_broker()
 
 
