@@ -10,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -27,6 +28,7 @@ from tokens.services import tokens_expire_due
 from webhooks import services as webhooks
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from zenzefi import pagination
+from zenzefi.kv import RedisKV, get_kv
 
 
 @pytest.fixture
@@ -106,6 +108,12 @@ def test_expire_tokens_query_count_is_flat(django_capture_on_commit_callbacks, q
         assert sorted(marked) == sorted(t.pk for t in tokens)
         assert AccessToken.objects.filter(expired_at__isnull=True).count() == 0
         assert WebhookDelivery.objects.filter(event="token.expired").count() == n
+        # Every token's cache entry is a tombstone that expires (one command per 1 000 keys).
+        kv = get_kv()
+        for token in tokens:
+            assert kv.get(f"tokval:{token.digest}") == {"ok": 0, "r": "expired"}
+            if isinstance(kv, RedisKV):
+                assert 0 < kv.client.ttl(kv.full_key(f"tokval:{token.digest}")) <= settings.TOKEN_CACHE_TTL
         # Idempotent: a second run takes nothing and fires nothing.
         assert tokens_expire_due() == []
         assert WebhookDelivery.objects.filter(event="token.expired").count() == n
