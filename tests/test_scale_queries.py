@@ -385,3 +385,24 @@ def test_expiring_soon_records_each_token_once_with_the_users_preferences(
     with django_capture_on_commit_callbacks(execute=True):
         assert notifications.notify_expiring_tokens(now=now, chunk_size=4) == []
     assert Notification.objects.count() == 6 and deliveries.count() == 6
+
+
+@pytest.mark.django_db
+def test_low_balance_rerun_with_everyone_told_is_one_chunk_query(django_capture_on_commit_callbacks, queued):
+    """Users told within the period are left out before any chunk is locked: the rerun does not
+    walk (and lock) every low user chunk by chunk."""
+    with CaptureQueriesContext(connection) as empty:
+        assert notifications.notify_low_balance(chunk_size=10) == []
+    users = [UserFactory() for _ in range(25)]
+    for user in users:
+        fund(user, "5")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert len(notifications.notify_low_balance(chunk_size=10)) == 25
+    with CaptureQueriesContext(connection) as rerun:
+        assert notifications.notify_low_balance(chunk_size=10) == []
+    assert _shape(rerun) == _shape(empty)
+    # Told more than LOW_BALANCE_NOTIFY_EVERY_HOURS ago: due again.
+    Notification.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sorted(notifications.notify_low_balance(chunk_size=10)) == sorted(u.pk for u in users)
+    assert Notification.objects.filter(kind=NotificationKind.BALANCE_LOW).count() == 50
