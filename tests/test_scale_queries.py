@@ -406,3 +406,17 @@ def test_low_balance_rerun_with_everyone_told_is_one_chunk_query(django_capture_
     with django_capture_on_commit_callbacks(execute=True):
         assert sorted(notifications.notify_low_balance(chunk_size=10)) == sorted(u.pk for u in users)
     assert Notification.objects.filter(kind=NotificationKind.BALANCE_LOW).count() == 50
+
+
+@pytest.mark.django_db
+def test_counters_many_reads_each_session_like_counters():
+    """One reply for a chunk of sessions (Redis: a server-side loop), the same values as one
+    read per session, None for a session without counters."""
+    sessions = _sessions(3, idle=False)
+    _set_counters(sessions[:2], 4)
+    state = get_state()
+    sids = [s.key for s in sessions] + ["no-such-session"]
+    assert state.counters_many(sids) == [state.counters(sid) for sid in sids]
+    assert state.counters_many(sids)[0]["n"] == 4
+    assert state.counters_many(sids)[2:] == [None, None]
+    assert state.counters_many([]) == []
