@@ -24,7 +24,7 @@ class TokenBundleAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("is_active", "scope", "duration_hours")
-    search_fields = ("name", "description")
+    search_fields = ("name", "name_ru", "description", "description_ru")
     readonly_fields = (
         "base_price_display",
         "total_price_display",
@@ -34,7 +34,9 @@ class TokenBundleAdmin(admin.ModelAdmin):
     )
     fields = (
         "name",
+        "name_ru",
         "description",
+        "description_ru",
         "token_count",
         "duration_hours",
         "scope",
