@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse_lazy
-from django.utils import formats, translation
+from django.utils import formats, timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -179,8 +179,12 @@ def _usage_context(request: HttpRequest) -> dict:
     if period not in selectors.USAGE_PERIODS:
         period = "day"
     series = selectors.usage_series(user=request.user, period=period)
-    fmt = "H:i" if period == "day" else "SHORT_DATE_FORMAT"
-    labels = [formats.date_format(p.start, fmt) for p in series.points]
+    # Dates on the axis (hours too for a day), in the server's time zone, named under the chart.
+    starts = [timezone.localtime(p.start) for p in series.points]
+    labels = [
+        formats.date_format(start, "SHORT_DATE_FORMAT") + (f" {start:%H:%M}" if period == "day" else "")
+        for start in starts
+    ]
     requests = [p.requests for p in series.points]
     sizes = [p.bytes for p in series.points]
     requests_chart = charts.bar_chart(
@@ -201,6 +205,7 @@ def _usage_context(request: HttpRequest) -> dict:
     )
     return {
         "usage": series,
+        "usage_zone": timezone.get_current_timezone_name(),
         "usage_period": period,
         "usage_periods": USAGE_PERIOD_LABELS.items(),
         "requests_chart": requests_chart,
@@ -213,7 +218,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     user = request.user
     user.refresh_from_db(fields=["balance"])
     context = {
+        # "Active" = activated, not expired, not revoked (AccessTokenQuerySet.active), as everywhere.
         "active_tokens": list(token_list(user=user, active_only=True)[:10]),
+        "waiting_tokens": list(token_list(user=user).not_activated()[:10]),
         "recent_transactions": list(transaction_list(user=user)[:5]),
         **_usage_context(request),
     }

@@ -46,9 +46,7 @@ def gauge_figures(*, now: datetime | None = None) -> dict[str, int]:
         total=Count("pk"), active=Count("pk", filter=Q(is_active=True))
     )
     return {
-        "active_tokens": AccessToken.objects.filter(
-            activated_at__isnull=False, revoked_at__isnull=True, expires_at__gt=now
-        ).count(),
+        "active_tokens": AccessToken.objects.active(now).count(),
         "active_proxy_sessions": _open_sessions(),
         "users_total": users["total"],
         "users_active": users["active"],

@@ -27,7 +27,7 @@ class TokenStateFilter(admin.SimpleListFilter):
             case TokenState.NOT_ACTIVATED:
                 return live.filter(activated_at__isnull=True)
             case TokenState.ACTIVE:
-                return live.filter(activated_at__isnull=False, expires_at__gt=now)
+                return queryset.active(now)
             case TokenState.EXPIRED:
                 return live.filter(activated_at__isnull=False, expires_at__lte=now)
             case TokenState.REVOKED:

@@ -26,6 +26,16 @@ def token_digest(plaintext: str) -> str:
 
 
 class AccessTokenQuerySet(models.QuerySet):
+    def active(self, now=None):
+        """THE meaning of "active token" everywhere (customer dashboard, admin filter, REST
+        `active_only`, analytics `active_tokens`, `active_tokens_gauge`): activated, not
+        expired, not revoked. A bought token waiting for its first use is "not activated"."""
+        now = now or timezone.now()
+        return self.filter(activated_at__isnull=False, revoked_at__isnull=True, expires_at__gt=now)
+
+    def not_activated(self):
+        return self.filter(activated_at__isnull=True, revoked_at__isnull=True)
+
     def usable(self, now=None):
         """Not revoked and not expired (activated or not yet)."""
         now = now or timezone.now()
