@@ -7,9 +7,6 @@ class AnalyticsConfig(AppConfig):
     verbose_name = _("Usage analytics")
 
     def ready(self):
-        # The admin's branding (not Django's "Django administration"), in every language.
-        from django.contrib import admin
+        from analytics.admin_labels import install
 
-        admin.site.site_header = "Zenzefi"
-        admin.site.site_title = "Zenzefi"
-        admin.site.index_title = "Zenzefi"
+        install()

@@ -11,7 +11,7 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from analytics import selectors
 
@@ -36,9 +36,9 @@ def dashboard_context(period: str) -> dict:
     charts = []
     for key, label, unit, total in (
         ("revenue", _("Revenue"), "ZNC", Decimal(stats["revenue_znc"])),
-        ("purchases", _("Purchases"), _("purchases"), stats["token_purchases"]),
-        ("proxy_requests", _("Proxy requests"), _("requests"), stats["total_proxy_requests"]),
-        ("new_users", _("New users"), _("users"), stats["new_users"]),
+        ("purchases", _("Purchases"), pgettext("unit", "pcs"), stats["token_purchases"]),
+        ("proxy_requests", _("Proxy requests"), pgettext("unit", "pcs"), stats["total_proxy_requests"]),
+        ("new_users", _("New users"), pgettext("unit", "pcs"), stats["new_users"]),
     ):
         values = [point[key] for point in series]
         charts.append(

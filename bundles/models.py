@@ -24,20 +24,27 @@ class TokenBundle(models.Model):
     description = models.TextField(_("description (English)"), blank=True, default="")
     description_ru = models.TextField(_("description (Russian)"), blank=True, default="")
     token_count = models.PositiveIntegerField(
-        validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKEN_COUNT)]
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKEN_COUNT)], verbose_name=_("token count")
     )
-    duration_hours = models.PositiveIntegerField(help_text="A priced duration (a key of TOKEN_PRICES).")
-    scope = models.CharField(max_length=32, choices=Scope.choices, default=Scope.FULL)
+    duration_hours = models.PositiveIntegerField(
+        help_text=_("A priced duration (a key of TOKEN_PRICES)."), verbose_name=_("duration, hours")
+    )
+    scope = models.CharField(
+        max_length=32, choices=Scope.choices, default=Scope.FULL, verbose_name=_("scope")
+    )
     discount_percent = models.DecimalField(
         max_digits=5,
         decimal_places=2,
         default=Decimal("0.00"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        verbose_name=_("discount, %"),
     )
-    is_active = models.BooleanField(default=True, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    is_active = models.BooleanField(default=True, db_index=True, verbose_name=_("active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("token bundle")
+        verbose_name_plural = _("token bundles")
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(

@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ProxyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "proxy"
-    verbose_name = "Proxy"
+    verbose_name = _("Proxy")

@@ -103,7 +103,7 @@ def test_dashboard_page_shows_labelled_axes_units_and_the_vendored_chart_library
     client.force_login(staff)
     page = client.get("/admin/analytics/?period=week").content.decode()
     assert re.search(r'<td id="stat-requests">52</td>', page)
-    assert 'data-total="proxy_requests">52</span> requests' in page
+    assert 'data-total="proxy_requests">52</span> pcs' in page
     assert "/static/vendor/chartjs/chart.umd.min.js" in page and "cdn" not in page.lower()
     assert '"x_title": "Date, UTC"' in page and '"unit": "ZNC"' in page
     today = timezone.now().strftime("%Y-%m-%d")
