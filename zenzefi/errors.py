@@ -95,6 +95,15 @@ def error_body(detail: str, code: str, **extra: Any) -> dict:
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    from zenzefi.outage import is_outage, log_outage, outage_body, retry_after
+
+    if is_outage(exc):  # Redis/cache unreachable: 503, never a 500 with a traceback
+        request = context.get("request")
+        log_outage(exc, request.path if request is not None else "?")
+        response = Response(outage_body(), status=503)
+        response["Retry-After"] = str(retry_after())
+        response._has_been_logged = True
+        return response
     if isinstance(exc, ApplicationError):
         response = Response(error_body(exc.detail, exc.code, **exc.extra), status=exc.status_code)
         if isinstance(exc, RateLimited):
@@ -141,6 +150,11 @@ def json_404(request, exception=None):
 
 
 def json_500(request):
+    from zenzefi.outage import current_outage, outage_response
+
+    outage = current_outage()  # an outage raised inside a middleware (see zenzefi/outage.py)
+    if outage is not None:
+        return outage_response(request, outage)
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("Internal server error.", "server_error"), status=500)
     from django.views.defaults import server_error

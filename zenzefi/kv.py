@@ -26,7 +26,8 @@ class RedisKV:
 
         self._url = url
         self.prefix = f"{prefix}:kv:"
-        self.client = redis.Redis.from_url(url)
+        timeout = getattr(settings, "REDIS_SOCKET_TIMEOUT", None)
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         self._async_module = redis.asyncio
         self._async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
