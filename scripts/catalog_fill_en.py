@@ -34,7 +34,7 @@ def fill(text: str) -> tuple[str, int]:
     def plural(match: re.Match) -> str:
         nonlocal count
         count += 1
-        return f'{match["head"]}msgstr[0] {match["one"]}\nmsgstr[1] {match["many"]}\n'
+        return f"{match['head']}msgstr[0] {match['one']}\nmsgstr[1] {match['many']}\n"
 
     text = re.sub(
         r'(?P<head>^msgid (?P<one>"(?:[^"\\]|\\.)*")\nmsgid_plural (?P<many>"(?:[^"\\]|\\.)*")\n)'
