@@ -4,6 +4,7 @@ descriptions in both languages, localized amounts in emails."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from decimal import Decimal
 
@@ -31,8 +32,27 @@ pytestmark = pytest.mark.django_db
 STORED_ENGLISH = ("Access token", "Mock top-up", "Refund for token", "Bundle ", "Gift code", "Top-up via")
 
 
+def default_bundles() -> None:
+    """The four default bundles in both languages, as migrations 0002/0004 make them (a test
+    after a transactional one finds the tables flushed)."""
+    english = importlib.import_module("bundles.migrations.0002_default_bundles").DEFAULTS
+    russian = importlib.import_module("bundles.migrations.0004_default_bundles_in_russian").RUSSIAN
+    for values in english:
+        name_ru, description_ru = russian[values["name"]]
+        TokenBundle.objects.get_or_create(
+            name=values["name"],
+            defaults={
+                **{k: v for k, v in values.items() if k != "name"},
+                "scope": "full",
+                "name_ru": name_ru,
+                "description_ru": description_ru,
+            },
+        )
+
+
 def _history(user: User) -> None:
     """A customer's ledger with every kind of row a customer sees."""
+    default_bundles()
     deposit_mock(user=user, amount=Decimal("300"))
     issued = token_purchase(user=user, duration_hours=24, scope="full")
     token_revoke(token_id=issued.token.pk, actor=user, owner=user)
@@ -112,6 +132,7 @@ def test_api_descriptions_follow_accept_language_in_few_queries(customer):
 
 
 def test_bundle_names_in_both_languages_pages_and_api():
+    default_bundles()
     user = UserFactory(language="ru")
     client = Client()
     client.force_login(user)
@@ -133,6 +154,7 @@ def _items(body):
 
 
 def test_staff_edit_both_languages_in_the_admin(admin_client):
+    default_bundles()
     bundle = TokenBundle.objects.get(name="Pro Bundle")
     page = admin_client.get(f"/admin/bundles/tokenbundle/{bundle.pk}/change/").content.decode()
     assert 'name="name_ru"' in page and 'name="description_ru"' in page
