@@ -3,6 +3,11 @@
     gunicorn                      # reads this file: zenzefi.asgi:application on $GUNICORN_BIND
     WEB_CONCURRENCY=4 gunicorn    # more workers
 
+Django's pages and API run inside each uvicorn worker on DJANGO_THREADS threads (zenzefi/asgi.py), so
+one server serves the proxy (async) and Django (threads) with bounded database connections. The same
+file serves WSGI threads for comparison (bench/rest_bench.py):
+    gunicorn -c gunicorn.conf.py -k gthread --threads 4 zenzefi.wsgi:application
+
 Every setting can be overridden by environment variables (below) or on the command line. gunicorn
 sets TCP_NODELAY on its listening sockets (uvicorn's own `--workers` mode does not, which costs keep-
 alive clients ~40 ms per response through delayed ACKs; prefer gunicorn with several workers).
@@ -87,6 +92,12 @@ if os.environ.get("LOG_FORMAT") == "json":
         "root": {"handlers": ["json_stderr"], "level": "INFO"},  # replaces gunicorn's default root
         "loggers": {
             "gunicorn.error": {"handlers": ["json_stderr"], "level": loglevel.upper(), "propagate": False},
-            "gunicorn.access": {"handlers": ["json_stdout"], "level": "INFO", "propagate": False},
+            # The access log only when asked for (GUNICORN_ACCESSLOG): uvicorn workers copy this
+            # logger's handlers, and a JSON line per request cost the event loop ~1 % at 32 connections.
+            "gunicorn.access": {
+                "handlers": ["json_stdout"] if accesslog else [],
+                "level": "INFO",
+                "propagate": False,
+            },
         },
     }

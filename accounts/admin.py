@@ -9,8 +9,14 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, BalanceAdjustmentForm
+from accounts.forms import (
+    AdminUserChangeForm,
+    AdminUserCreationForm,
+    BalanceAdjustmentForm,
+    ServiceAdminPasswordChangeForm,
+)
 from accounts.models import User
+from accounts.services import user_admin_may_change, user_sessions_revoke
 from accounts.templatetags.pages import money
 from audit.services import audit_record
 from currency.models import TransactionType
@@ -25,6 +31,7 @@ ADJUST_PERMISSION = "accounts.adjust_balance"
 class UserAdmin(DjangoUserAdmin):
     form = AdminUserChangeForm
     add_form = AdminUserCreationForm
+    change_password_form = ServiceAdminPasswordChangeForm  # revokes the user's API sessions
     list_display = (
         "username",
         "email",
@@ -76,6 +83,20 @@ class UserAdmin(DjangoUserAdmin):
     )
     raw_id_fields = ("referred_by",)
 
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and not user_admin_may_change(actor=request.user, target=obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            # Staff with change_user cannot hand out rights they may not have themselves.
+            fields += ("is_superuser", "groups", "user_permissions")
+        if obj is not None and obj.pk == request.user.pk:
+            fields += ("is_active",)  # nobody deactivates their own account (as in the staff API)
+        return fields
+
     def save_model(self, request, obj, form, change):
         """Saved without the money columns (User.save); audited; a change of `is_active` drops the
         user's token-validation cache entries after commit, as the staff API does."""
@@ -93,6 +114,8 @@ class UserAdmin(DjangoUserAdmin):
             request=request,
         )
         if change and "is_active" in changed:
+            if not obj.is_active:
+                user_sessions_revoke(user=obj, reason="deactivated", actor=request.user, request=request)
             transaction.on_commit(lambda: forget_user(obj.pk))
 
     @admin.display(description=gettext_lazy("Balance (ZNC)"))

@@ -14,11 +14,16 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import Tier, User
+from zenzefi.amounts import AmountField
 from zenzefi.errors import InvalidInput
 from zenzefi.params import parse_optional_bool
-from zenzefi.permissions import IsStaff
+from zenzefi.permissions import StaffPermission
 
 ADJUSTMENT_LIMIT = Decimal("1000000")
+# The Django admin's codenames for the same acts (accounts/admin.py).
+VIEW_USER = "accounts.view_user"
+CHANGE_USER = "accounts.change_user"
+ADJUST_BALANCE = "accounts.adjust_balance"
 
 
 def admin_user_queryset() -> QuerySet[User]:
@@ -72,7 +77,7 @@ class AdminUserSerializer(serializers.ModelSerializer):
 
 
 class BalanceAdjustmentSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(
+    amount = AmountField(
         max_digits=12,
         decimal_places=2,
         min_value=-ADJUSTMENT_LIMIT,
@@ -103,7 +108,8 @@ class AdminUserUpdateSerializer(serializers.Serializer):
 class AdminUserListView(ListAPIView):
     """All users, newest first; `search` (username, email, full name), `is_active`, `skip`, `limit`."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [StaffPermission]
+    staff_permissions = {"GET": (VIEW_USER,)}
     serializer_class = AdminUserSerializer
     filter_backends = []
 
@@ -127,7 +133,18 @@ class AdminUserListView(ListAPIView):
 class AdminUserDetailView(APIView):
     """Change `is_active`, `tier`, or the balance (only as `balance_adjustment`); all or nothing."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [StaffPermission]
+
+    def required_permissions(self, request) -> tuple[str, ...]:
+        """`is_active`/`tier` need `accounts.change_user`, `balance_adjustment` needs
+        `accounts.adjust_balance` (both when both are given), as in the admin."""
+        keys = set(request.data.keys()) if hasattr(request.data, "keys") else set()
+        perms = []
+        if not keys or keys - {"balance_adjustment"}:
+            perms.append(CHANGE_USER)
+        if "balance_adjustment" in keys:
+            perms.append(ADJUST_BALANCE)
+        return tuple(perms)
 
     @extend_schema(request=AdminUserUpdateSerializer, responses={200: AdminUserSerializer})
     def patch(self, request, user_id: int):

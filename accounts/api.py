@@ -6,8 +6,15 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import get_md5_hash_password
+from rest_framework_simplejwt.views import TokenRefreshView
 
 from accounts import services
+from accounts.models import User
 from accounts.serializers import (
     LoginSerializer,
     MeUpdateSerializer,
@@ -111,3 +118,32 @@ class MeView(APIView):
         serializer.is_valid(raise_exception=True)
         user = services.user_self_update(user=request.user, request=request, **serializer.validated_data)
         return Response(UserSerializer(user).data)
+
+
+class RefreshSerializer(TokenRefreshSerializer):
+    """simplejwt's refresh (rotating: the answer carries a new `refresh`, the old one is
+    blacklisted), plus what 5.5's serializer does not check on a refresh JWT: the owner exists
+    and is active, and the JWT was issued for the current password (the revoke claim)."""
+
+    def validate(self, attrs):
+        try:
+            refresh = RefreshToken(attrs["refresh"])
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        user = User.objects.filter(pk=refresh.payload.get(jwt_settings.USER_ID_CLAIM)).first()
+        if user is None or not user.is_active:
+            raise AuthenticationFailed(
+                "No active account found for the given token.", code="no_active_account"
+            )
+        if refresh.payload.get(jwt_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password):
+            raise AuthenticationFailed(
+                "The password has changed since this token was issued.", code="password_changed"
+            )
+        return super().validate(attrs)
+
+
+class RefreshView(TokenRefreshView):
+    """A refresh JWT → `{access, refresh}`. Each refresh JWT works once; all of a user's stop
+    working when their password changes or they are deactivated."""
+
+    serializer_class = RefreshSerializer

@@ -22,6 +22,7 @@ urlpatterns = [
     path("accounts/reset/done/", views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("account/", views.dashboard, name="dashboard"),
     path("account/referrals/", views.referrals, name="referrals"),
+    path("account/connect/", views.connect, name="connect"),
     path("account/profile/", views.profile, name="profile"),
     path("account/notifications/", views.notification_preferences, name="notifications"),
     path("account/password/", views.PasswordChangeView.as_view(), name="password_change"),

@@ -5,6 +5,8 @@ from decimal import Decimal
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import update_last_login
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import Language, Tier, User
@@ -12,7 +14,7 @@ from audit.services import audit_record
 from currency.models import TransactionType
 from currency.services import balance_change
 from tokens.validation import forget_user
-from zenzefi.errors import ApplicationError, InvalidInput, NotFound
+from zenzefi.errors import ApplicationError, Forbidden, InvalidInput, NotFound
 
 
 class InvalidCredentials(ApplicationError):
@@ -144,9 +146,80 @@ def user_self_update(*, user: User, request=None, **values) -> User:
     return user
 
 
+def _masked_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}***@{domain}" if domain else "***"
+
+
+def user_password_reset_request(*, email: str, request=None) -> None:
+    """Audit a password-reset request. The same entry is written whether or not an account has
+    this address (the page answers the same either way); the address is stored masked, and the
+    matching account, if any, is named for staff only through `resource_id`."""
+    email = (email or "").strip()
+    match = User.objects.filter(email__iexact=email, is_active=True).values_list("pk", flat=True).first()
+    audit_record(
+        action="auth.password_reset_request",
+        resource_type="user",
+        resource_id=match or "",
+        details={"email": _masked_email(email)},
+        request=request,
+    )
+
+
+def user_sessions_revoke(*, user: User, reason: str, actor: User | None = None, request=None) -> int:
+    """End every API session of `user`: blacklist all their outstanding refresh JWTs (so none
+    can be refreshed again). Access JWTs die with them by their own checks: the password-hash
+    claim (CHECK_REVOKE_TOKEN) after a password change, `is_active` after a deactivation.
+    Page sessions end by Django's session hash (password) and ModelBackend (inactive users).
+    Audited as `auth.sessions_revoked`; returns how many refresh JWTs were blacklisted."""
+    pending = OutstandingToken.objects.filter(
+        user_id=user.pk, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True
+    ).values_list("pk", flat=True)
+    rows = [BlacklistedToken(token_id=pk) for pk in pending]
+    BlacklistedToken.objects.bulk_create(rows, ignore_conflicts=True)
+    audit_record(
+        action="auth.sessions_revoked",
+        actor=actor or user,
+        resource_type="user",
+        resource_id=user.pk,
+        details={"reason": reason, "refresh_tokens": len(rows)},
+        request=request,
+    )
+    return len(rows)
+
+
+@transaction.atomic
+def user_password_set(
+    *, user: User, password: str | None, source: str, actor: User | None = None, request=None
+) -> User:
+    """Set (or, with None, disable) a user's password: every path that changes one (password
+    change and reset pages, the admin's password form) comes here, so none of them leaves an
+    old API session alive. The caller has validated the password."""
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_record(
+        action="user.password_change",
+        actor=actor or user,
+        resource_type="user",
+        resource_id=user.pk,
+        details={"source": source},
+        request=request,
+    )
+    user_sessions_revoke(user=user, reason=f"password_{source}", actor=actor, request=request)
+    return user
+
+
 def jwt_pair_for(user: User) -> dict[str, str]:
     refresh = RefreshToken.for_user(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh), "token_type": "bearer"}
+
+
+def user_admin_may_change(*, actor: User, target: User) -> bool:
+    """Whether `actor` may change `target`'s account (admin change form and staff API alike)."""
+    return actor.is_superuser or not target.is_superuser
 
 
 @transaction.atomic
@@ -185,6 +258,10 @@ def user_admin_update(
         raise NotFound("User not found.", code="user_not_found")
     if is_active is False and user.pk == actor.pk:
         raise InvalidInput("You cannot deactivate your own account.", code="cannot_deactivate_self")
+    if (is_active is not None or tier is not None) and not user_admin_may_change(actor=actor, target=user):
+        # As in the admin (UserAdmin.has_change_permission): a superuser's account is changed by
+        # superusers only.
+        raise Forbidden("Only a superuser can change a superuser's account.", code="permission_denied")
 
     changes: dict[str, dict] = {}
     if is_active is not None and is_active != user.is_active:
@@ -226,6 +303,27 @@ def user_admin_update(
             request=request,
         )
     if "is_active" in changes:
+        if not user.is_active:
+            user_sessions_revoke(user=user, reason="deactivated", actor=actor, request=request)
         user_pk = user.pk
         transaction.on_commit(lambda: forget_user(user_pk))
     return user
+
+
+def jwt_flush_expired(*, chunk: int = 5000) -> int:
+    """Delete the records of refresh JWTs that have expired anyway (simplejwt's
+    `flushexpiredtokens`, in chunks so a large backlog never holds one long transaction).
+    Their blacklist rows go with them. Returns how many were deleted."""
+    deleted = 0
+    while True:
+        ids = list(
+            OutstandingToken.objects.filter(expires_at__lte=timezone.now()).values_list("pk", flat=True)[
+                :chunk
+            ]
+        )
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            BlacklistedToken.objects.filter(token_id__in=ids).delete()
+            OutstandingToken.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)

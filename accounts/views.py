@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -27,6 +26,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import charts, selectors, services
+from accounts.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
 from accounts.page_forms import LoginForm, NotificationPreferencesForm, ProfileForm, SignupForm
 from bundles.selectors import bundle_list
 from currency.selectors import transaction_list
@@ -150,6 +150,10 @@ class PasswordResetView(auth_views.PasswordResetView):
             return rate_limited(request, exc)
         return super().post(request, *args, **kwargs)
 
+    def form_valid(self, form):
+        services.user_password_reset_request(email=form.cleaned_data["email"], request=self.request)
+        return super().form_valid(form)
+
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):
     template_name = "accounts/password_reset_done.html"
@@ -158,6 +162,12 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
+    form_class = ServiceSetPasswordForm  # revokes every API session of the user
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        form.request = self.request
+        return form
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
@@ -165,8 +175,17 @@ class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    """Keeps this page session (Django's update_session_auth_hash); every other session of the
+    user, page or API, ends."""
+
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:profile")
+    form_class = ServicePasswordChangeForm
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        form.request = self.request
+        return form
 
     def form_valid(self, form):
         response = super().form_valid(form)
@@ -179,12 +198,9 @@ def _usage_context(request: HttpRequest) -> dict:
     if period not in selectors.USAGE_PERIODS:
         period = "day"
     series = selectors.usage_series(user=request.user, period=period)
-    # Dates on the axis (hours too for a day), in the server's time zone, named under the chart.
-    starts = [timezone.localtime(p.start) for p in series.points]
-    labels = [
-        formats.date_format(start, "SHORT_DATE_FORMAT") + (f" {start:%H:%M}" if period == "day" else "")
-        for start in starts
-    ]
+    # Every label names the date, and hours carry the zone (the axis said only "13:00" before).
+    fmt = "DATETIME_FORMAT" if period == "day" else "DATE_FORMAT"
+    labels = [formats.date_format(p.start, fmt) for p in series.points]
     requests = [p.requests for p in series.points]
     sizes = [p.bytes for p in series.points]
     requests_chart = charts.bar_chart(
@@ -205,8 +221,12 @@ def _usage_context(request: HttpRequest) -> dict:
     )
     return {
         "usage": series,
-        "usage_zone": timezone.get_current_timezone_name(),
         "usage_period": period,
+        "usage_zone": timezone.get_current_timezone_name(),
+        "usage_axis": (
+            labels[0],
+            formats.date_format(series.end if period == "day" else series.points[-1].start, fmt),
+        ),
         "usage_periods": USAGE_PERIOD_LABELS.items(),
         "requests_chart": requests_chart,
         "bytes_chart": bytes_chart,
@@ -227,6 +247,47 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/dashboard.html", context)
 
 
+def proxy_origin() -> str:
+    """The separate origin of browser-mode sessions: settings.PROXY_ORIGIN, or by default
+    BACKEND_URL with 127.0.0.1 and localhost swapped (another origin on the same machine)."""
+    configured = getattr(settings, "PROXY_ORIGIN", "")
+    if configured:
+        return configured.rstrip("/")
+    backend = settings.BACKEND_URL.rstrip("/")
+    if "127.0.0.1" in backend:
+        return backend.replace("127.0.0.1", "localhost", 1)
+    if "localhost" in backend:
+        return backend.replace("localhost", "127.0.0.1", 1)
+    return backend
+
+
+@login_required
+def connect(request: HttpRequest) -> HttpResponse:
+    """How to use a token: the desktop client's headers, the device id, browser mode and a
+    copyable example (with a placeholder, never a real token)."""
+    backend = settings.BACKEND_URL.rstrip("/")
+    proxy_url = f"{backend}/api/v1/proxy/"
+    token_word = _("YOUR_TOKEN")
+    placeholder = f"<{token_word}>"
+    headers = f'-H "X-Access-Token: {placeholder}" -H "X-Device-ID: laptop-1"'
+    curl = (
+        f"curl {headers} \\\n     {backend}/api/v1/proxy/status\n"
+        f"curl {headers} \\\n     {proxy_url}\n"
+        f"curl -X POST {headers} \\\n     {backend}/api/v1/proxy/session"
+    )
+    context = {
+        "backend_url": backend,
+        "proxy_url": proxy_url,
+        "status_url": f"{backend}/api/v1/proxy/status",
+        "session_url": f"{backend}/api/v1/proxy/session",
+        "proxy_origin": proxy_origin(),
+        "idle_minutes": settings.SESSION_IDLE_MINUTES,
+        "curl_example": curl,
+        "placeholder": placeholder,
+    }
+    return render(request, "accounts/connect.html", context)
+
+
 @login_required
 def referrals(request: HttpRequest) -> HttpResponse:
     """The same stats as GET /api/v1/users/me/referrals (referrals.selectors)."""
@@ -240,13 +301,19 @@ def profile(request: HttpRequest) -> HttpResponse:
     user = request.user
     form = ProfileForm(request.POST or None, instance=user)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        # The accounts service writes and audits the change (not form.save()).
+        services.user_self_update(
+            user=user,
+            request=request,
+            full_name=form.cleaned_data["full_name"],
+            language=form.cleaned_data["language"],
+        )
         translation.activate(user.language)
         messages.success(request, _("Your profile has been saved."))
         response = redirect("accounts:profile")
         response.set_cookie(settings.LANGUAGE_COOKIE_NAME, user.language, samesite="Lax")
         return response
-    password_form = PasswordChangeForm(user)
+    password_form = ServicePasswordChangeForm(user)
     return render(request, "accounts/profile.html", {"form": form, "password_form": password_form})
 
 
@@ -281,6 +348,5 @@ def set_language(request: HttpRequest) -> HttpResponse:
     language = request.POST.get("language")
     user = request.user
     if user.is_authenticated and language in dict(settings.LANGUAGES) and user.language != language:
-        user.language = language
-        user.save(update_fields=["language"])
+        services.user_self_update(user=user, language=language, request=request)  # audited
     return response

@@ -3,8 +3,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import selectors
+from analytics.models import DASHBOARD_PERMISSION
 from analytics.serializers import GlobalStatsSerializer, UsageSerializer
-from zenzefi.permissions import IsStaff
+from zenzefi.permissions import StaffPermission
 
 PERIOD = OpenApiParameter("period", str, enum=list(selectors.PERIODS), required=False, default="day")
 
@@ -21,7 +22,8 @@ class UsageView(APIView):
 class GlobalStatsView(APIView):
     """Platform figures for staff over the last day, week or month."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [StaffPermission]
+    staff_permissions = {"GET": (DASHBOARD_PERMISSION,)}  # the admin dashboard's permission
 
     @extend_schema(parameters=[PERIOD], responses={200: GlobalStatsSerializer})
     def get(self, request):

@@ -8,12 +8,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 
 from analytics import selectors
+from analytics.models import DASHBOARD_PERMISSION
 
 PERIOD_LABELS = {
     "day": gettext_lazy("Last 24 hours"),
@@ -65,6 +67,8 @@ def dashboard_context(period: str) -> dict:
 
 
 def dashboard(request):
+    if not request.user.has_perm(DASHBOARD_PERMISSION):
+        raise PermissionDenied
     period = request.GET.get("period") or "day"
     if period not in selectors.PERIODS:
         period = "day"

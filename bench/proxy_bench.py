@@ -4,6 +4,8 @@ Compares, against the same fast local upstream (bench/upstream.py):
   direct       wrk -> upstream
   proxy-1w     wrk -> gunicorn (gunicorn.conf.py), 1 uvicorn worker (zenzefi.asgi:application) -> upstream
   proxy-2w     wrk -> gunicorn (gunicorn.conf.py), 2 uvicorn workers -> upstream
+  uvicorn-2w   wrk -> `uvicorn --workers 2` (uvicorn's own process manager) -> upstream
+  uvicorn-1    wrk -> a single `uvicorn` process -> upstream
   revproxy-2w  wrk -> gunicorn, 2 sync workers, django-revproxy (bench/revproxy_site.py) -> upstream
 Figures: median/p99 latency at 1 connection, requests/s at 32 connections (+ errors), requests/s
 with an upstream answering in 100 ms at 64 connections, and the proxy worker's peak RSS while
@@ -40,7 +42,16 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench-proxy"
 BENCH_VENV = ROOT / "var" / "bench-venv"
 PY = sys.executable
-PORTS = {"upstream": 19101, "proxy-1w": 19102, "proxy-2w": 19103, "revproxy-2w": 19104}
+PORTS = {
+    "upstream": 8140,
+    "proxy-1w": 8141,
+    "proxy-2w": 8142,
+    "uvicorn-2w": 8143,
+    "uvicorn-1": 8144,
+    "revproxy-2w": 8145,
+}
+# uvicorn's standard extras (uvloop, httptools) are installed (requirements.txt): "auto" picks them.
+UVICORN_MODES = {"uvicorn-2w": ["--workers", "2"], "uvicorn-1": []}
 DEVICE = "bench-device"
 
 
@@ -76,6 +87,7 @@ def platform_env(redis_url: str) -> dict:
             "ZENZEFI_TARGET_URL": f"http://127.0.0.1:{PORTS['upstream']}",
             "BACKEND_URL": "http://127.0.0.1:8000",
             "PROXY_RATE_LIMIT_PER_MINUTE": "0",  # counted, never refused: the benchmark is one token
+            "PROXY_MAX_CONCURRENT_PER_TOKEN": "100000",  # counted, never refused
             "LOG_LEVEL": "WARNING",
         }
     )
@@ -256,7 +268,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--json", default=str(VAR / "results.json"))
     parser.add_argument("--skip-revproxy", action="store_true")
+    parser.add_argument("--skip-streaming", action="store_true", help="no 200 MB / 1 GB streaming runs")
+    parser.add_argument(
+        "--modes", default="", help="comma-separated subset of the proxy modes (default: all)"
+    )
     args = parser.parse_args()
+    args.modes = [m for m in args.modes.split(",") if m]
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
     busy = [n for n, p in PORTS.items() if not free(p)]
@@ -278,6 +295,8 @@ def main() -> None:
 
         gunicorn = str(Path(PY).with_name("gunicorn"))
         for name, workers in (("proxy-1w", 1), ("proxy-2w", 2)):
+            if args.modes and name not in args.modes:
+                continue
             port = PORTS[name]
             # The production configuration: gunicorn.conf.py, uvicorn workers.
             genv = {
@@ -291,10 +310,24 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}/api/v1/proxy"
             wait_http(base + "/small", headers)
             results[name] = measure(name, base, headers, args.duration, server)
-            if workers == 1:
+            if workers == 1 and not args.skip_streaming:
                 results[name]["stream_200mb"] = stream_rss(server, base, headers, 200 * 2**20)
                 results[name]["stream_1gb"] = stream_rss(server, base, headers, 2**30)
                 print(json.dumps({k: results[name][k] for k in ("stream_200mb", "stream_1gb")}), flush=True)
+            server.stop()
+
+        uvicorn = str(Path(PY).with_name("uvicorn"))
+        for name, extra in UVICORN_MODES.items():
+            if args.modes and name not in args.modes:
+                continue
+            port = PORTS[name]
+            cmd = [uvicorn, "zenzefi.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+            cmd += [*extra, "--no-access-log", "--log-level", "warning"]
+            server = Server(name, cmd, env)
+            servers.append(server)
+            base = f"http://127.0.0.1:{port}/api/v1/proxy"
+            wait_http(base + "/small", headers)
+            results[name] = measure(name, base, headers, args.duration, server)
             server.stop()
 
         if not args.skip_revproxy:
@@ -330,17 +363,17 @@ def main() -> None:
 def summary(r: dict) -> str:
     rows = [
         "| setup | median (1 conn) | p99 (1 conn) | req/s (32 conn) | errors "
-        "| req/s, 100 ms upstream (64 conn) |"
+        "| req/s, 100 ms upstream (64 conn) | server CPU/request (32 conn) |"
     ]
-    rows.append("| --- | --- | --- | --- | --- | --- |")
-    for name in ("direct", "proxy-1w", "proxy-2w", "revproxy-2w"):
+    rows.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for name in ("direct", "proxy-1w", "proxy-2w", "uvicorn-2w", "uvicorn-1", "revproxy-2w"):
         if name not in r:
             continue
         m = r[name]
         errors = m["c1"]["errors"] + m["c32"]["errors"] + m["slow_c64"]["errors"]
         rows.append(
             f"| {name} | {m['c1']['p50_ms']:.2f} ms | {m['c1']['p99_ms']:.2f} ms | {m['c32']['rps']:.0f} | "
-            f"{errors} | {m['slow_c64']['rps']:.0f} |"
+            f"{errors} | {m['slow_c64']['rps']:.0f} | {m['c32'].get('server_cpu_ms_per_request', '-')} ms |"
         )
     return "\n".join(rows)
 

@@ -86,7 +86,11 @@ class TokenBundleAdmin(admin.ModelAdmin):
         obj.pk, obj.created_at = created.pk, created.created_at
         obj._state.adding, obj._state.db = False, created._state.db
 
-    @admin.action(description=gettext_lazy("Deactivate selected bundles"), permissions=["change"])
+    def has_deactivate_permission(self, request):
+        # Deactivating is the soft delete: the same permission as `DELETE bundles/{id}`.
+        return request.user.has_perm("bundles.delete_tokenbundle")
+
+    @admin.action(description=gettext_lazy("Deactivate selected bundles"), permissions=["deactivate"])
     def deactivate_selected(self, request, queryset):
         count = 0
         for bundle_id in queryset.filter(is_active=True).values_list("pk", flat=True):

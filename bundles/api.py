@@ -1,7 +1,7 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,19 +15,33 @@ from bundles.serializers import (
 from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from zenzefi.params import parse_bool
+from zenzefi.permissions import StaffPermission
+
+# The Django admin's codenames for the same acts (bundles/admin.py: the "Deactivate" action is
+# the soft delete and needs delete_tokenbundle, like `DELETE bundles/{id}`).
+VIEW_INACTIVE = "bundles.view_tokenbundle"
+STAFF_WRITES = {
+    "POST": ("bundles.add_tokenbundle",),
+    "PATCH": ("bundles.change_tokenbundle",),
+    "DELETE": ("bundles.delete_tokenbundle",),
+}
 
 
-def _is_staff(request) -> bool:
-    return bool(request.user and request.user.is_staff)
+def _sees_inactive(request) -> bool:
+    """Inactive bundles are shown to staff who may view bundles in the admin."""
+    user = request.user
+    return bool(user and user.is_authenticated and user.is_staff and user.has_perm(VIEW_INACTIVE))
 
 
 class PublicReadStaffWrite:
-    """Anyone may read; writes are for staff (401 anonymous, 403 customers)."""
+    """Anyone may read; writes need the admin's permission (401 anonymous, 403 without it)."""
+
+    staff_permissions = STAFF_WRITES
 
     def get_permissions(self):
         if self.request.method in ("GET", "HEAD", "OPTIONS"):
             return [AllowAny()]
-        return [IsAdminUser()]
+        return [StaffPermission()]
 
 
 class BundleListView(PublicReadStaffWrite, ListAPIView):
@@ -39,7 +53,7 @@ class BundleListView(PublicReadStaffWrite, ListAPIView):
 
     def get_queryset(self):
         include_inactive = parse_bool(self.request.query_params.get("include_inactive"), "include_inactive")
-        return selectors.bundle_list(include_inactive=include_inactive and _is_staff(self.request))
+        return selectors.bundle_list(include_inactive=include_inactive and _sees_inactive(self.request))
 
     @extend_schema(parameters=[OpenApiParameter("include_inactive", bool, required=False)])
     def get(self, request, *args, **kwargs):
@@ -58,7 +72,7 @@ class BundleDetailView(PublicReadStaffWrite, APIView):
 
     @extend_schema(responses={200: TokenBundleSerializer})
     def get(self, request, bundle_id: int):
-        bundle = selectors.bundle_get(bundle_id=bundle_id, include_inactive=_is_staff(request))
+        bundle = selectors.bundle_get(bundle_id=bundle_id, include_inactive=_sees_inactive(request))
         return Response(TokenBundleSerializer(bundle).data)
 
     @extend_schema(request=TokenBundleWriteSerializer, responses={200: TokenBundleSerializer})

@@ -7,10 +7,11 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from accounts.templatetags.pages import TRANSACTION_TYPE_LABELS
+from zenzefi.amounts import AmountFormField
 
 
 class TopUpForm(forms.Form):
-    amount = forms.DecimalField(label=_("Amount, ZNC"), max_digits=12, decimal_places=2)
+    amount = AmountFormField(label=_("Amount, ZNC"), max_digits=12, decimal_places=2)
     # Shown only while staff keep exchange rates (payments.ExchangeRate); otherwise ZNC.
     currency = forms.ChoiceField(
         label=_("Pay in"),

@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from currency.models import Transaction
 from payments import services as payment_services
-from payments.models import PaymentStatus
+from payments.models import Payment, PaymentStatus
 from payments.providers import TopupsUnavailable, get_provider
 from zenzefi.errors import NotFound
 
@@ -26,6 +26,7 @@ __all__ = [
     "CheckoutNotFound",
     "CheckoutStep",
     "TopupsUnavailable",
+    "checkout_resume",
     "checkout_start",
     "mock_checkout_amount",
     "mock_checkout_finish",
@@ -46,6 +47,7 @@ class CheckoutStep:
     template: str = ""
     context: dict = field(default_factory=dict)
     redirect_url: str = ""
+    payment: Payment | None = None
 
 
 def topups_available() -> bool:
@@ -62,8 +64,12 @@ def checkout_start(*, request, amount: Decimal, currency: str | None = None) -> 
     payment = payment_services.payment_create(
         user=request.user, amount=amount, currency=currency, request=request
     )
+    return _step_for(request=request, payment=payment)
+
+
+def _step_for(*, request, payment: Payment) -> CheckoutStep:
     if payment.provider != "mock":
-        return CheckoutStep(provider=payment.provider, redirect_url=payment.checkout_url)
+        return CheckoutStep(provider=payment.provider, redirect_url=payment.checkout_url, payment=payment)
     return CheckoutStep(
         provider="mock",
         template="currency/mock_checkout.html",
@@ -74,7 +80,17 @@ def checkout_start(*, request, amount: Decimal, currency: str | None = None) -> 
             "action_url": reverse("currency:mock-checkout"),
             "payment": payment,
         },
+        payment=payment,
     )
+
+
+def checkout_resume(*, request, payment_id: int) -> tuple[Payment | None, CheckoutStep | None]:
+    """A top-up form sent again: the payment it started and, while that payment is still
+    pending, the same checkout step again (no second payment)."""
+    payment = Payment.objects.filter(pk=payment_id, user=request.user).first()
+    if payment is None or payment.status != PaymentStatus.PENDING:
+        return payment, None
+    return payment, _step_for(request=request, payment=payment)
 
 
 def _pending_mock_payment(*, request, checkout_id: str):

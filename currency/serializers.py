@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from currency.descriptions import describe, description_of
 from currency.models import Transaction
+from zenzefi.amounts import AmountField
 
 
 class TransactionListSerializer(serializers.ListSerializer):
@@ -38,7 +39,7 @@ class TransactionSerializer(serializers.ModelSerializer):
 
 
 class TopUpAmountSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(
+    amount = AmountField(
         max_digits=12,
         decimal_places=2,
         min_value=settings.TOPUP_MIN_AMOUNT,

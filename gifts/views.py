@@ -14,7 +14,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from gifts import selectors, services
+from idempotency.services import InvalidPageNonce, page_action_once, page_nonce_issue
 from tokens.page_forms import TokenBuyForm
+from tokens.services import token_price
+from tokens.views import already_made, form_nonce, invalid_nonce_message
 from zenzefi.errors import ApplicationError
 from zenzefi.page_errors import page_error_message
 
@@ -27,10 +30,14 @@ class GiftRedeemForm(forms.Form):
     )
 
 
-def _page(request, *, redeem_form=None, buy_form=None, status=200) -> HttpResponse:
+BUY_ACTION = "gifts.buy"
+
+
+def _page(request, *, redeem_form=None, buy_form=None, status=200, nonce=None) -> HttpResponse:
     context = {
         "redeem_form": redeem_form or GiftRedeemForm(),
         "buy_form": buy_form or TokenBuyForm(prefix="gift"),
+        "nonce": nonce or form_nonce(request, BUY_ACTION),
         "gifts": list(selectors.gift_list(user=request.user)[:50]),
         "now": timezone.now(),
     }
@@ -46,21 +53,7 @@ def gifts(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _page(request)
     if request.POST.get("action") == "buy":
-        form = TokenBuyForm(request.POST, prefix="gift")
-        if not form.is_valid():
-            return _page(request, buy_form=form, status=400)
-        try:
-            bought = services.gift_purchase(
-                buyer=user,
-                duration_hours=form.cleaned_data["duration_hours"],
-                scope=form.cleaned_data["scope"],
-                request=request,
-            )
-        except ApplicationError as exc:
-            form.add_error(None, page_error_message(exc))
-            return _page(request, buy_form=form, status=exc.status_code)
-        user.refresh_from_db(fields=["balance"])
-        return render(request, "gifts/bought.html", {"gift": bought.gift, "code": bought.code})
+        return _buy(request)
     form = GiftRedeemForm(request.POST)
     if not form.is_valid():
         return _page(request, redeem_form=form, status=400)
@@ -76,3 +69,42 @@ def gifts(request: HttpRequest) -> HttpResponse:
         return _page(request, redeem_form=form, status=exc.status_code)
     # The token's plaintext lives only in this response, as after a purchase.
     return render(request, "gifts/redeemed.html", {"issued": redeemed.issued, "gift": redeemed.gift})
+
+
+def _buy(request: HttpRequest) -> HttpResponse:
+    """`step=review`: the confirmation (price, balance after; nothing changes), carrying the
+    gift page's one-time nonce; `step=confirm`: buy once per nonce and show the code once."""
+    user = request.user
+    form = TokenBuyForm(request.POST, prefix="gift")
+    if not form.is_valid():
+        return _page(request, buy_form=form, status=400)
+    duration_hours, scope = form.cleaned_data["duration_hours"], form.cleaned_data["scope"]
+    price = token_price(duration_hours)
+    if request.POST.get("step") != "confirm":
+        context = {
+            "form": form,
+            "price": price,
+            "balance_after": user.balance - price,
+            "nonce": form_nonce(request, BUY_ACTION),
+        }
+        return render(request, "gifts/buy_confirm.html", context)
+
+    def buy():
+        bought = services.gift_purchase(
+            buyer=user, duration_hours=duration_hours, scope=scope, request=request
+        )
+        return bought, {"gift": bought.gift.pk, "total": str(bought.gift.price)}
+
+    try:
+        outcome = page_action_once(user=user, action=BUY_ACTION, nonce=request.POST.get("nonce"), perform=buy)
+    except InvalidPageNonce:
+        form.add_error(None, invalid_nonce_message())
+        return _page(request, buy_form=form, status=400, nonce=page_nonce_issue(user=user, action=BUY_ACTION))
+    except ApplicationError as exc:
+        form.add_error(None, page_error_message(exc))
+        return _page(request, buy_form=form, status=exc.status_code)
+    if outcome.replayed:
+        return already_made(request, outcome=outcome, kind="gift")
+    user.refresh_from_db(fields=["balance"])
+    bought = outcome.result
+    return render(request, "gifts/bought.html", {"gift": bought.gift, "code": bought.code})

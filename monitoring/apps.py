@@ -7,6 +7,11 @@ class MonitoringConfig(AppConfig):
     verbose_name = _("Monitoring")
 
     def ready(self):
+        from django.db.models.signals import post_migrate
+
         from monitoring import gauges
+        from monitoring.schedule import ensure_after_migrate
 
         gauges.install_scrape_functions()
+        # After every `migrate`: the SPEC §10 jobs exist (missing ones created, edits kept).
+        post_migrate.connect(ensure_after_migrate, dispatch_uid="monitoring.schedule.ensure")

@@ -1,8 +1,13 @@
-"""The beat schedule of SPEC §10, installed into django-celery-beat's tables (editable in the
-admin under "Periodic tasks") by `manage.py install_schedule`.
+"""The beat schedule of SPEC §10 in django-celery-beat's tables (editable in the admin under
+"Periodic tasks"), read by beat's DatabaseScheduler.
 
-Entries are matched by name: installing again updates their task and interval and never adds
-a duplicate; whether an entry is enabled stays the operator's choice once it exists.
+- `schedule_ensure()` runs after every `migrate` (post_migrate, monitoring/apps.py): it creates the
+  entries that do not exist yet, by name, and never touches an existing one, so an operator's edits
+  in the admin (enabled, interval, crontab) survive migrations and restarts. After `migrate`, beat
+  runs every job with no other command. To stop a job, disable it: a deleted entry comes back at the
+  next `migrate`.
+- `schedule_install()` (`manage.py install_schedule`, a repair tool, never run at start) puts every
+  entry's task and timing back to the code's; whether an entry is enabled stays the operator's choice.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ SCHEDULE: tuple[Entry, ...] = (
     Entry("email redelivery", "notifications.tasks.requeue_stuck_emails", 10, IntervalSchedule.MINUTES),
     Entry("auto-renewal", "renewals.tasks.renew_expiring_tokens", 5, IntervalSchedule.MINUTES),
     Entry("backups", "backups.tasks.backup_database", crontab={"minute": "0", "hour": "3"}),
+    Entry("expired JWT records", "accounts.tasks.flush_expired_jwts", crontab={"minute": "45", "hour": "4"}),
 )
 
 
@@ -59,6 +65,39 @@ def _crontab(fields: dict) -> CrontabSchedule:
     values.update(fields)
     found = CrontabSchedule.objects.filter(**values, timezone="UTC").order_by("pk").first()
     return found or CrontabSchedule.objects.create(**values, timezone="UTC")
+
+
+@transaction.atomic
+def schedule_ensure(entries: tuple[Entry, ...] = SCHEDULE) -> list[str]:
+    """Create the entries missing by name; existing ones are left exactly as they are. Returns the
+    names created."""
+    names = [entry.name for entry in entries]
+    existing = set(PeriodicTask.objects.filter(name__in=names).values_list("name", flat=True))
+    created = []
+    for entry in entries:
+        if entry.name in existing:
+            continue
+        interval = None if entry.crontab else _interval(entry.every, entry.period)
+        crontab = _crontab(entry.crontab) if entry.crontab else None
+        defaults = {"task": task_name(entry.task), "interval": interval, "crontab": crontab}
+        _, made = PeriodicTask.objects.get_or_create(name=entry.name, defaults=defaults)
+        if made:
+            created.append(entry.name)
+    return created
+
+
+def ensure_after_migrate(sender, app_config=None, using="default", apps=None, verbosity=1, **kwargs):
+    """post_migrate receiver: the schedule exists as soon as django-celery-beat's tables do."""
+    if getattr(app_config, "label", None) != "django_celery_beat" or using != "default":
+        return
+    if apps is not None:
+        try:
+            apps.get_model("django_celery_beat", "PeriodicTask")
+        except LookupError:  # migrated to a point before the table exists
+            return
+    created = schedule_ensure()
+    if created and verbosity >= 1:
+        print(f"Scheduled {len(created)} periodic job(s): {', '.join(created)}")
 
 
 @transaction.atomic

@@ -4,7 +4,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from payments.models import ExchangeRate, Payment, PaymentStatus
+from payments.models import COMPLETE_PERMISSION, ExchangeRate, Payment, PaymentStatus
 from payments.services import payment_complete
 from zenzefi.errors import ApplicationError
 
@@ -46,7 +46,13 @@ class PaymentAdmin(admin.ModelAdmin):
         # completion racing with it. The action goes through payments.services instead.
         return False
 
-    @admin.action(description=gettext_lazy("Mark succeeded (mock payments only; credits once)"))
+    def has_complete_permission(self, request):
+        return request.user.has_perm(COMPLETE_PERMISSION)
+
+    @admin.action(
+        description=gettext_lazy("Mark succeeded (mock payments only; credits once)"),
+        permissions=["complete"],
+    )
     def mark_succeeded_mock(self, request, queryset):
         if not settings.MOCK_PAYMENTS_ENABLED:
             self.message_user(

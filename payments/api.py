@@ -1,3 +1,5 @@
+from django.conf import settings
+from django_ratelimit.core import get_usage
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -8,6 +10,7 @@ from rest_framework.views import APIView
 from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from payments import selectors, services
+from payments.models import COMPLETE_PERMISSION
 from payments.providers import SIGNATURE_HEADER
 from payments.serializers import (
     CallbackResultSerializer,
@@ -15,7 +18,9 @@ from payments.serializers import (
     PaymentCreateSerializer,
     PaymentSerializer,
 )
-from zenzefi.permissions import IsStaff
+from zenzefi.errors import RateLimited
+from zenzefi.metrics import rate_limit_hits_total
+from zenzefi.permissions import StaffPermission
 
 
 class PaymentCreateView(APIView):
@@ -68,12 +73,35 @@ class PaymentDetailView(APIView):
 class PaymentSimulateView(APIView):
     """Staff: complete a pending mock payment (only while MOCK_PAYMENTS_ENABLED)."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [StaffPermission]
+    staff_permissions = {"POST": (COMPLETE_PERMISSION,)}  # the admin's "mark succeeded" action
 
     @extend_schema(request=None, responses={200: PaymentSerializer})
     def post(self, request, payment_id: int):
         payment = services.payment_simulate(payment_id=payment_id, actor=request.user, request=request)
         return Response(PaymentSerializer(payment).data)
+
+
+def callback_rate_limit(request) -> None:
+    """PAYMENT_CALLBACK_RATE_LIMIT per client IP: beyond it 429 with Retry-After (counted in
+    `rate_limit_hits_total{scope="payment_callback"}`, audited at most once per IP and minute)."""
+    usage = get_usage(
+        request,
+        group="payments.callback",
+        key="ip",
+        rate=settings.PAYMENT_CALLBACK_RATE_LIMIT,
+        increment=True,
+    )
+    if usage and usage["should_limit"]:
+        rate_limit_hits_total.labels(scope="payment_callback").inc()
+        services.payment_callback_rejected(
+            provider=(request.query_params.get("provider") or "mock")[:32],
+            reason="rate_limited",
+            request=request,
+        )
+        raise RateLimited(
+            "Too many callbacks from this address. Try again later.", retry_after=usage["time_left"]
+        )
 
 
 class PaymentCallbackView(APIView):
@@ -84,7 +112,7 @@ class PaymentCallbackView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes = []
-    throttle_classes = []  # providers call from a few addresses; the signature is the gate
+    throttle_classes = []  # not the per-user tier limit: PAYMENT_CALLBACK_RATE_LIMIT per IP instead
 
     @extend_schema(
         request={"application/json": dict},
@@ -95,6 +123,7 @@ class PaymentCallbackView(APIView):
         ],
     )
     def post(self, request):
+        callback_rate_limit(request)
         body = request.body  # the raw bytes, exactly as signed
         payment, outcome = services.payment_callback_process(
             provider=request.query_params.get("provider"), body=body, headers=request.headers, request=request

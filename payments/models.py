@@ -65,6 +65,11 @@ class ExchangeRate(models.Model):
         return f"1 {self.currency} = {self.rate} ZNC from {self.valid_from:%Y-%m-%d %H:%M}"
 
 
+# Completing a pending mock payment by hand: the admin action and
+# `POST currency/admin/simulate-payment/{id}`.
+COMPLETE_PERMISSION = "payments.complete_payment"
+
+
 class Payment(models.Model):
     """A top-up through a payment provider. `amount` is what the ledger is credited (ZNC);
     `currency`/`original_amount` is what the customer is charged, at `exchange_rate` ZNC per unit.
@@ -123,6 +128,7 @@ class Payment(models.Model):
         verbose_name = _("payment")
         verbose_name_plural = _("payments")
         ordering = ["-created_at", "-id"]
+        permissions = [("complete_payment", "Can complete a pending mock payment by hand")]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(

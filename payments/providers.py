@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -81,6 +82,13 @@ class PaymentProvider(ABC):
     def available(self) -> bool:
         return True
 
+    def callback_payment_id(self, *, body: bytes, headers) -> str | None:
+        """For a provider whose callbacks are only hints (unsigned): the payment id named in
+        the callback, checked for format without any network call (400 if malformed); the
+        caller then acts only if that payment is ours, asking `fetch_status`. None: the
+        callback itself is trusted, see `parse_callback`."""
+        return None
+
     @abstractmethod
     def create_payment(self, payment: Payment) -> ProviderPayment: ...
 
@@ -94,7 +102,7 @@ class PaymentProvider(ABC):
 def _json(body: bytes) -> dict:
     try:
         data = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
         raise InvalidInput("The callback body is not JSON.", code="invalid_callback") from None
     if not isinstance(data, dict):
         raise InvalidInput("The callback body must be a JSON object.", code="invalid_callback")
@@ -164,6 +172,10 @@ YOOKASSA_STATUSES = {
 }
 
 
+# YooKassa payment ids: 36 characters, hex digits and dashes (UUID layout).
+YOOKASSA_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 class YooKassaProvider(PaymentProvider):
     name = "yookassa"
     currencies = (Currency.RUB, Currency.USD, Currency.EUR)
@@ -215,16 +227,24 @@ class YooKassaProvider(PaymentProvider):
             raise ProviderError("YooKassa's answer lacks the payment id or the confirmation URL.")
         return ProviderPayment(provider_payment_id=str(provider_payment_id), checkout_url=url)
 
-    def parse_callback(self, *, body: bytes, headers) -> ProviderStatus:
-        # Notifications are unsigned: read only the payment id from them, then ask the API.
+    def callback_payment_id(self, *, body: bytes, headers) -> str:
+        # Notifications are unsigned: read only the payment id from them (a YooKassa payment id
+        # is a UUID-shaped string; anything else, e.g. "../x" or "a?b", never reaches a URL).
         data = _json(body)
         obj = data.get("object") if isinstance(data.get("object"), dict) else {}
         provider_payment_id = obj.get("id")
         if not isinstance(provider_payment_id, str) or not provider_payment_id:
             raise InvalidInput("object.id: required.", code="invalid_callback")
-        return self.fetch_status(provider_payment_id)
+        if not YOOKASSA_ID.fullmatch(provider_payment_id):
+            raise InvalidInput("object.id: not a YooKassa payment id.", code="invalid_callback")
+        return provider_payment_id
+
+    def parse_callback(self, *, body: bytes, headers) -> ProviderStatus:
+        return self.fetch_status(self.callback_payment_id(body=body, headers=headers))
 
     def fetch_status(self, provider_payment_id: str) -> ProviderStatus:
+        if not YOOKASSA_ID.fullmatch(provider_payment_id or ""):
+            raise InvalidInput("Not a YooKassa payment id.", code="invalid_callback")
         data = self._request("GET", f"/payments/{provider_payment_id}")
         if data.get("id") != provider_payment_id:
             raise ProviderError("YooKassa answered about another payment.")

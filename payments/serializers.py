@@ -2,10 +2,11 @@ from django.conf import settings
 from rest_framework import serializers
 
 from payments.models import Currency, ExchangeRate, Payment
+from zenzefi.amounts import AmountField
 
 
 class PaymentCreateSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(
+    amount = AmountField(
         max_digits=14,
         decimal_places=2,
         help_text=(

@@ -10,16 +10,19 @@ callback for a payment arrives, one caller wins the UPDATE and credits; the othe
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from audit.services import audit_record
+from audit.services import audit_record, client_ip
 from currency.services import deposit_credit, validate_topup_amount
 from payments.exchange import convert_from_znc, convert_to_znc
+from payments.metrics import payment_callbacks_rejected_total
 from payments.models import Payment, PaymentStatus
 from payments.providers import (
     InvalidSignature,
@@ -237,34 +240,78 @@ def _apply(
 # --- callbacks -----------------------------------------------------------------------------------
 
 
+def payment_callback_rejected(
+    *,
+    provider: str,
+    reason: str,
+    request=None,
+    suspicious: bool = True,
+    action: str = "payment.callback_rejected",
+    details: dict | None = None,
+) -> None:
+    """Count every refused callback (`payment_callbacks_rejected_total{provider,reason}`) and
+    audit at most one per client IP and minute, so a flood of forged callbacks cannot flood the
+    audit log (issue 11 item 7)."""
+    payment_callbacks_rejected_total.labels(provider=provider, reason=reason).inc()
+    ip = client_ip(request) or "-"
+    minute = int(time.time() // 60)
+    if not cache.add(f"payments:callback-audit:{ip}:{minute}", 1, timeout=70):
+        return
+    audit_record(
+        action=action,
+        resource_type="payment",
+        details={"provider": provider, "reason": reason, **(details or {})},
+        request=request,
+        suspicious=suspicious,
+    )
+
+
 def payment_callback_process(
     *, provider: str | None, body: bytes, headers, request=None
 ) -> tuple[Payment, str]:
-    """Verify a provider callback and apply it. Every callback is audited (`payment.callback`);
-    a bad signature is a 400 with a suspicious audit entry, an unknown payment a 404; neither
-    credits anything."""
+    """Verify a provider callback and apply it. A bad signature or payment id is a 400, an
+    unknown payment or a provider that is off a 404; none of them credits anything or calls the
+    provider, and they are audited at most once per IP and minute (all counted). A callback
+    about one of our payments is audited (`payment.callback`) with its outcome."""
     backend: PaymentProvider = get_provider(provider or "mock")
-    if backend.name == "mock" and not backend.available():
-        # The mock provider follows MOCK_PAYMENTS_ENABLED: switched off, its callbacks do not exist.
-        audit_record(
-            action="payment.callback_rejected",
-            resource_type="payment",
-            details={"provider": backend.name, "reason": "provider_disabled"},
-            request=request,
+    if not backend.available():
+        # Switched off (mock: MOCK_PAYMENTS_ENABLED) or not configured (YooKassa credentials):
+        # its callbacks do not exist, and nothing is sent anywhere.
+        payment_callback_rejected(
+            provider=backend.name, reason="provider_disabled", request=request, suspicious=False
         )
-        raise NotFound("Mock payments are disabled.", code="mock_payments_disabled")
+        if backend.name == "mock":
+            raise NotFound("Mock payments are disabled.", code="mock_payments_disabled")
+        raise NotFound("This payment provider is not configured.", code="provider_not_configured")
     try:
-        status = backend.parse_callback(body=body, headers=headers)
+        # Without any network call: a valid signature (mock) or a well-formed id (YooKassa).
+        hinted_id = backend.callback_payment_id(body=body, headers=headers)
+        if hinted_id is not None:
+            payment = Payment.objects.filter(provider=backend.name, provider_payment_id=hinted_id).first()
+            if payment is None:
+                payment_callback_rejected(
+                    provider=backend.name,
+                    reason="unknown_payment",
+                    request=request,
+                    action="payment.callback",
+                    details={"provider_payment_id": hinted_id, "outcome": "unknown_payment"},
+                )
+                raise PaymentNotFound()
+            status = backend.fetch_status(hinted_id)  # the provider's API is the trusted source
+        else:
+            status = backend.parse_callback(body=body, headers=headers)
     except InvalidSignature:
-        audit_record(
-            action="payment.callback_rejected",
-            resource_type="payment",
-            details={"provider": backend.name, "reason": "invalid_signature", "bytes": len(body or b"")},
+        payment_callback_rejected(
+            provider=backend.name,
+            reason="invalid_signature",
             request=request,
-            suspicious=True,
+            details={"bytes": len(body or b"")},
         )
         raise
-    except (InvalidInput, ProviderError) as exc:
+    except InvalidInput as exc:
+        payment_callback_rejected(provider=backend.name, reason=exc.code, request=request)
+        raise
+    except ProviderError as exc:
         audit_record(
             action="payment.callback_rejected",
             resource_type="payment",
@@ -276,16 +323,16 @@ def payment_callback_process(
         provider=backend.name, provider_payment_id=status.provider_payment_id
     ).first()
     if payment is None:
-        audit_record(
+        payment_callback_rejected(
+            provider=backend.name,
+            reason="unknown_payment",
+            request=request,
             action="payment.callback",
-            resource_type="payment",
             details={
-                "provider": backend.name,
                 "provider_payment_id": status.provider_payment_id,
                 "status": status.status,
                 "outcome": "unknown_payment",
             },
-            request=request,
         )
         raise PaymentNotFound()
     outcome = _apply(payment=payment, status=status, source="callback", request=request)

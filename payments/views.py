@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
+from currency.views import checkout_nonce
 from payments.models import Payment, PaymentStatus
 from payments.services import PaymentNotFound, mock_payment_for, payment_refresh
 from zenzefi.errors import ApplicationError
@@ -40,6 +41,7 @@ def mock_checkout(request: HttpRequest, provider_payment_id: str) -> HttpRespons
         "balance_after": request.user.balance + payment.amount,
         "action_url": reverse("currency:mock-checkout"),
         "payment": payment,
+        "nonce": checkout_nonce(request, payment.provider_payment_id),
     }
     return render(request, "currency/mock_checkout.html", context)
 

@@ -5,8 +5,15 @@ ENGINEERING.md "The proxy"): it shares settings, the token validation service, t
 the services and the metrics with the rest of the platform.
 
     GET  /api/v1/proxy/status    token + session info (validates, never activates)
-    POST /api/v1/proxy/session   browser mode: an httponly cookie bound to the token and device
+    POST /api/v1/proxy/session   browser mode: a one-time link into PROXY_ORIGIN
     ANY  /api/v1/proxy/<path>    streamed to ZENZEFI_TARGET_URL/<path>?<query>
+
+Every response on the platform's origin carries `Content-Security-Policy: sandbox` and
+`X-Content-Type-Options: nosniff`: the upstream's content is untrusted and never runs with the
+platform's origin. Browser mode lives on its own origin (`PROXY_ORIGIN`, docs/proxy-origin.md):
+`zenzefi/asgi.py` sends every request whose Host is that origin to `ProxyApp.browser`, where every
+path is the upstream's own path except the reserved `/__zenzefi/` (the one-time entry link
+`/__zenzefi/enter/<code>` sets the httponly cookie there, host-only, and redirects into the upstream).
 
 Steady state (token cached, session open, token activated) makes no database query: token check,
 rate limit and device check are one pipelined kv round trip (redis.asyncio on Redis), session
@@ -28,9 +35,12 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from urllib.parse import unquote_to_bytes
+from functools import cache
+from itertools import count as _counter
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 import aiohttp
+import redis.exceptions
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
@@ -61,6 +71,7 @@ from tokens.validation import (
 )
 from zenzefi.kv import get_kv
 from zenzefi.metrics import rate_limit_hits_total
+from zenzefi.outage import retry_after
 from zenzefi.request_id import current_request_id
 
 logger = logging.getLogger("proxy")
@@ -82,7 +93,39 @@ REQUEST_DROP = HOP_BY_HOP | {
     b"x-real-ip",
     b"x-request-id",
     b"expect",
+    # Override headers: some servers and frameworks (IIS URL Rewrite, Symfony/Zend, Spring's
+    # ForwardedHeaderFilter, method-override filters) take the path, host or method from these
+    # instead of the request line, which would bypass the scope check.
+    b"x-original-url",
+    b"x-rewrite-url",
+    b"x-override-url",
+    b"x-original-uri",
+    b"x-http-destinationurl",
+    b"x-forwarded-prefix",
+    b"x-forwarded-path",
+    b"x-forwarded-uri",
+    b"x-forwarded-port",
+    b"x-forwarded-server",
+    b"x-forwarded-scheme",
+    b"x-forwarded-ssl",
+    b"x-original-host",
+    b"x-host",
+    b"x-http-method-override",
+    b"x-http-method",
+    b"x-method-override",
+    b"front-end-https",
 }
+# Upstream response headers the ASGI server sets itself (exactly one Server and one Date).
+RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date"}
+SANDBOX_HEADERS = [(b"content-security-policy", b"sandbox"), (b"x-content-type-options", b"nosniff")]
+RESERVED_PREFIX = "/__zenzefi/"  # on the proxy origin: ours, never forwarded
+ENTER_PREFIX = RESERVED_PREFIX + "enter/"
+NEXT_RE = re.compile(r"/(?![/\\])[\x21-\x5b\x5d-\x7e]*")  # root-relative, printable, no backslash
+INFLIGHT_WINDOW = 600  # seconds an in-flight entry counts at most (a crashed worker's entries fade)
+KV_CODE = "service_unavailable"  # SPEC §9, as zenzefi.outage answers the API and pages
+KV_DETAIL = "The service is temporarily unavailable. Please try again shortly."
+_MEMBER_TAG = uuid.uuid4().hex[:8]
+_member_seq = _counter()
 ACCEPTED_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "identity"})
 DEVICE_RE = re.compile(r"[\x21-\x7e]{1,128}")
 REASON_DETAIL = {
@@ -108,6 +151,64 @@ class ProxyError(Exception):
 
 class ClientGone(Exception):
     """The client disconnected while we were reading its request body."""
+
+
+class BodyTimeout(Exception):
+    """The client went silent for PROXY_BODY_TIMEOUT while we were reading its request body."""
+
+
+KV_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+@cache
+def _origin_hosts(origin: str) -> frozenset[bytes]:
+    """The Host header values that mean PROXY_ORIGIN: "host:port", and "host" for a default port."""
+    if not origin:
+        return frozenset()
+    parts = urlsplit(origin)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    port = parts.port or default
+    hosts = {f"{host}:{port}".encode()}
+    if port == default:
+        hosts.add(host.encode())
+    return frozenset(hosts)
+
+
+def is_proxy_origin(scope) -> bool:
+    """Whether a request is addressed to PROXY_ORIGIN (by its Host header)."""
+    hosts = _origin_hosts(settings.PROXY_ORIGIN)
+    if hosts:
+        for name, value in scope["headers"]:
+            if name == b"host":
+                return value.lower() in hosts
+    return False
+
+
+def _next_from_query(query: bytes) -> str:
+    """The validated `next` (a root-relative upstream path) from a query string; "/" without one."""
+    for pair in query.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        if key == b"next" and value:
+            nxt = unquote_to_bytes(value.replace(b"+", b" ")).decode("latin-1")
+            if not NEXT_RE.fullmatch(nxt) or nxt.startswith(RESERVED_PREFIX):
+                raise ProxyError(400, "invalid_next", "`next` must be a path on the upstream, such as /x.")
+            return nxt
+    return "/"
+
+
+def _sandboxed(send):
+    """Every response on the platform's origin: CSP sandbox (no allow-same-origin) and nosniff."""
+
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            kept = [h for h in message["headers"] if h[0] != b"x-content-type-options"]
+            message["headers"] = kept + SANDBOX_HEADERS
+        await send(message)
+
+    return wrapped
 
 
 def _db(fn):
@@ -172,6 +273,7 @@ class _Ctx:
 
     __slots__ = (
         "body_done",
+        "body_timeout",
         "bytes_in",
         "bytes_out",
         "client_gone",
@@ -187,6 +289,7 @@ class _Ctx:
         self.user_agent = user_agent
         self.bytes_in = self.bytes_out = self.reported_in = self.reported_out = 0
         self.body_done = True
+        self.body_timeout = False
         self.client_gone = False
         self.done = False
 
@@ -194,10 +297,12 @@ class _Ctx:
 class Admission:
     """Who is asking (a valid token and the device) and what the kv said in the same round trip."""
 
-    __slots__ = ("check", "count", "device", "digest", "record")
+    __slots__ = ("check", "count", "device", "digest", "inflight", "member", "record")
 
     def __init__(self, check: TokenCheck, device: str, digest: str, count: int, record: dict | None):
         self.check, self.device, self.digest, self.count, self.record = check, device, digest, count, record
+        self.inflight = 0
+        self.member: str | None = None  # this request's entry in the token's in-flight set
 
 
 def _count_request(method: str, status: int) -> None:
@@ -238,30 +343,66 @@ def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:24]
 
 
-def upstream_path(raw: bytes) -> tuple[str, list[bytes]] | None:
-    """The upstream path for a raw request path under the prefix, dot-segments resolved (so
-    `/certificates/../x` cannot slip past the scope check), the client's encoding kept.
-    Returns (path to forward, decoded segments), or None for a path that tries to climb out."""
-    rest = raw[len(PREFIX) - 1 :]  # starts with "/"
+_DOTS = (b".", b"..")
+_SEPARATORS = re.compile(rb"[/\\]")
+
+
+def _decode_fully(value: bytes) -> bytes:
+    """Percent-decoding repeated until stable (double encoding: %252e -> %2e -> .)."""
+    for _ in range(4):
+        if b"%" not in value:
+            break
+        decoded = unquote_to_bytes(value)
+        if decoded == value:
+            break
+        value = decoded
+    return value
+
+
+def normalise_path(rest: bytes) -> tuple[str, list[bytes]] | None:
+    """The upstream path for a raw request path ("/…"), read the way Java servers (Tomcat, Spring)
+    read it: `;…` path parameters end a segment's name (`..;x` is `..`), percent-encoding is
+    decoded (also twice), encoded slashes may split segments. Literal dot segments are resolved (so
+    `/certificates/../x` cannot slip past the scope check); a dot segment in any other form
+    (`%2e%2e`, `..;`, `..%3b`, `%2e%2e;`, `%252e%252e`, inside `%2F`/`\\`) is refused, as is
+    climbing above the root: None. Otherwise (path to forward, each segment's name for the scope
+    check); the client's encoding of the other segments is kept."""
     raw_segments = rest.split(b"/")[1:]
     out_raw: list[bytes] = []
-    out_dec: list[bytes] = []
+    out_names: list[bytes] = []
     last = len(raw_segments) - 1
     for i, seg in enumerate(raw_segments):
-        dec = unquote_to_bytes(seg) if b"%" in seg else seg
-        if dec in (b".", b".."):
-            if dec == b"..":
+        if b"%" in seg or b";" in seg or b"\\" in seg:
+            raw_name = seg.split(b";", 1)[0]
+            name = _decode_fully(raw_name)  # Tomcat: parameters first, then decoding
+            decoded = _decode_fully(seg)  # Spring and others: decoding first
+            readings = (name, decoded.split(b";", 1)[0])
+            if any(r in _DOTS for r in readings) and seg not in _DOTS:
+                return None
+            if b"/" in decoded or b"\\" in decoded:
+                parts = _SEPARATORS.split(decoded)
+                if any(part.split(b";", 1)[0] in _DOTS for part in parts):
+                    return None
+        else:
+            name = seg
+        if name in _DOTS:
+            if name == b"..":
                 if not out_raw:
                     return None
                 out_raw.pop()
-                out_dec.pop()
+                out_names.pop()
             if i == last:  # "/a/." and "/a/b/.." keep their trailing slash
                 out_raw.append(b"")
-                out_dec.append(b"")
+                out_names.append(b"")
             continue
         out_raw.append(seg)
-        out_dec.append(dec)
-    return "/" + b"/".join(out_raw).decode("latin-1"), out_dec
+        out_names.append(name)
+    return "/" + b"/".join(out_raw).decode("latin-1"), out_names
+
+
+def upstream_path(raw: bytes) -> tuple[str, list[bytes]] | None:
+    """`normalise_path` for a raw path under /api/v1/proxy/."""
+    return normalise_path(raw[len(PREFIX) - 1 :])
 
 
 def scope_allows(scope: str | None, segments: list[bytes]) -> bool:
@@ -296,11 +437,22 @@ class ProxyApp:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_tasks: set[asyncio.Task] = set()
         self._health_read_at = 0.0  # monotonic time of the last look at the health check's result
+        self._kv_outage = False  # logged once per outage, not once per request
+        self._releases: list[tuple[str, str]] = []  # in-flight entries to leave (batched)
 
     async def __call__(self, scope, receive, send):
+        """The platform's origin: /api/v1/proxy/… for the desktop client (headers only)."""
         kind = scope["type"]
         if kind == "http":
-            await self.http(scope, receive, send)
+            await self.http(scope, receive, send, browser=False)
+        elif kind == "websocket":
+            await self.websocket(scope, receive, send)
+
+    async def browser(self, scope, receive, send):
+        """The proxy origin (browser mode): every path is the upstream's, the cookie authenticates."""
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send, browser=True)
         elif kind == "websocket":
             await self.websocket(scope, receive, send)
 
@@ -316,7 +468,7 @@ class ProxyApp:
                 {
                     "type": "websocket.http.response.start",
                     "status": 501,
-                    "headers": [(b"content-type", b"application/json")],
+                    "headers": [(b"content-type", b"application/json"), *SANDBOX_HEADERS],
                 }
             )
             await send({"type": "websocket.http.response.body", "body": data.encode()})
@@ -324,15 +476,29 @@ class ProxyApp:
             await send({"type": "websocket.close", "code": 1008})
         _count_request("GET", 501)
 
-    async def http(self, scope, receive, send) -> None:
+    async def http(self, scope, receive, send, *, browser: bool = False) -> None:
         started = time.perf_counter()
         method = scope["method"]
         status = 500
+        if not browser:
+            send = _sandboxed(send)
         try:
-            status = await self._http(scope, receive, send, method)
+            status = await self._http(scope, receive, send, method, browser)
         except ProxyError as exc:
             status = await _send_json(send, exc.status, {"detail": exc.detail, "code": exc.code}, exc.headers)
-        except Exception:  # e.g. Redis or the database down: a JSON 500 if nothing was sent yet
+        except KV_DOWN as exc:  # Redis unreachable: 503, one log line per outage, no traceback
+            if not self._kv_outage:
+                self._kv_outage = True
+                logger.error("proxy: the key-value store (Redis) is unreachable: %s", exc)
+            status = 503
+            with contextlib.suppress(Exception):  # the response may have started already
+                await _send_json(
+                    send,
+                    503,
+                    {"detail": KV_DETAIL, "code": KV_CODE},
+                    [(b"retry-after", str(retry_after()).encode())],
+                )
+        except Exception:  # e.g. the database down: a JSON 500 if nothing was sent yet
             logger.exception("proxy: request failed")
             status = 500
             with contextlib.suppress(Exception):  # the response may have started already
@@ -342,41 +508,66 @@ class ProxyApp:
             proxy_request_duration_seconds.observe(time.perf_counter() - started)
 
     # --- request handling ----------------------------------------------------------------
-    async def _http(self, scope, receive, send, method: str) -> int:
+    async def _http(self, scope, receive, send, method: str, browser: bool) -> int:
         token = device = sid = None
         user_agent = ""
-        has_body = False
+        has_body = has_length = chunked = False
         for name, value in scope["headers"]:
             if name == b"x-access-token":
                 token = value.decode("latin-1").strip()
             elif name == b"x-device-id":
                 device = value.decode("latin-1").strip()
-            elif name == b"cookie" and sid is None:
+            elif name == b"cookie" and sid is None and browser:
                 sid = self._our_cookie(value)
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
             elif name == b"content-length":
+                has_length = True
                 has_body = value.strip() not in (b"0", b"")
             elif name == b"transfer-encoding":
-                has_body = True
+                has_body = chunked = True
             elif name == b"upgrade" and b"websocket" in value.lower():
                 raise ProxyError(501, "websocket_unsupported", "WebSocket is not supported by the proxy.")
+        if has_length and chunked:  # request smuggling: never guess which framing the client meant
+            raise ProxyError(
+                400,
+                "invalid_request",
+                "Content-Length and Transfer-Encoding must not be sent together.",
+                [(b"connection", b"close")],
+            )
         client = scope.get("client")
         ctx = _Ctx(client[0] if client else None, user_agent)
-        sub = scope["path"][len(PREFIX) - 1 :]
 
-        if sub == "/status":
-            if method not in ("GET", "HEAD"):
-                raise ProxyError(405, "method_not_allowed", "Use GET.", [(b"allow", b"GET, HEAD")])
-            adm = await self._authenticate(token, device, sid)
-            return await self._status(send, adm, ctx)
-        if sub == "/session":
-            if method != "POST":
-                raise ProxyError(405, "method_not_allowed", "Use POST.", [(b"allow", b"POST")])
-            adm = await self._authenticate(token, device, None)
-            return await self._browser_session(send, adm, ctx)
-        adm = await self._authenticate(token, device, sid)
-        return await self._forward(scope, receive, send, method, adm, ctx, has_body)
+        if browser:
+            path = scope["path"]
+            if path.startswith(RESERVED_PREFIX):
+                if path.startswith(ENTER_PREFIX):
+                    if method not in ("GET", "HEAD"):
+                        raise ProxyError(405, "method_not_allowed", "Use GET.", [(b"allow", b"GET, HEAD")])
+                    return await self._enter(scope, send, ctx, path[len(ENTER_PREFIX) :])
+                raise ProxyError(404, "not_found", "Reserved path.")
+            if not sid:
+                raise ProxyError(
+                    401, UNKNOWN, "No browser-mode session: open the link from POST /api/v1/proxy/session."
+                )
+            adm = await self._authenticate_cookie(sid, member=settings.PROXY_MAX_CONCURRENT_PER_TOKEN > 0)
+        else:
+            sub = scope["path"][len(PREFIX) - 1 :]
+            if sub == "/status":
+                if method not in ("GET", "HEAD"):
+                    raise ProxyError(405, "method_not_allowed", "Use GET.", [(b"allow", b"GET, HEAD")])
+                adm = await self._authenticate(token, device)
+                return await self._status(send, adm, ctx)
+            if sub == "/session":
+                if method != "POST":
+                    raise ProxyError(405, "method_not_allowed", "Use POST.", [(b"allow", b"POST")])
+                adm = await self._authenticate(token, device)
+                return await self._browser_session(scope, send, adm, ctx)
+            adm = await self._authenticate(token, device, member=settings.PROXY_MAX_CONCURRENT_PER_TOKEN > 0)
+        try:
+            return await self._forward(scope, receive, send, method, adm, ctx, has_body, browser)
+        finally:
+            self._release(adm)
 
     @staticmethod
     def _our_cookie(header: bytes) -> str | None:
@@ -387,34 +578,78 @@ class ProxyApp:
                 return value.decode("latin-1")
         return None
 
-    async def _authenticate(self, token: str | None, device: str | None, sid: str | None) -> Admission:
-        """Token (header, or the browser cookie's digest) and device; the kv round trip that also
-        counts the request and reads the active session. 400/401 on bad credentials."""
-        if token:
-            if not device:
-                raise ProxyError(400, "device_id_required", "The X-Device-ID header is required.")
-            if not DEVICE_RE.fullmatch(device):
-                raise ProxyError(400, "device_id_invalid", "X-Device-ID must be 1-128 printable characters.")
-            if len(token) > MAX_TOKEN_LENGTH:
-                raise ProxyError(401, UNKNOWN, REASON_DETAIL[UNKNOWN])
-            digest = token_digest(token)
-        elif sid:
-            mapping = await get_kv().aget(f"pxck:{sid}") if len(sid) <= 128 else None
-            if not mapping:
-                raise ProxyError(401, UNKNOWN, "Unknown or expired proxy session; start a new one.")
-            digest, device = mapping["d"], mapping["dev"]
-        else:
+    async def _authenticate(self, token: str | None, device: str | None, *, member: bool = False):
+        """The desktop client's headers: token and device. 400/401 on bad credentials."""
+        if not token:
             raise ProxyError(401, UNKNOWN, "An access token is required (X-Access-Token).")
-        cached, count, record = await get_state().admit(digest, int(time.time() // 60), cache_key(digest))
-        check = check_cached(cached, digest) if cached is not None else await avalidate_digest(digest)
-        if not check.valid:
-            reason = check.reason or UNKNOWN
-            raise ProxyError(401, reason, REASON_DETAIL.get(reason, "Invalid access token."))
-        return Admission(check, device, digest, count, record)
+        if not device:
+            raise ProxyError(400, "device_id_required", "The X-Device-ID header is required.")
+        if not DEVICE_RE.fullmatch(device):
+            raise ProxyError(400, "device_id_invalid", "X-Device-ID must be 1-128 printable characters.")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise ProxyError(401, UNKNOWN, REASON_DETAIL[UNKNOWN])
+        return await self._admission(token_digest(token), device, member)
 
-    async def _admit(self, adm: Admission, ctx: _Ctx, *, start: bool) -> dict | None:
-        """Rate limit, then one token = one device. Returns the active session record (starting
-        one when `start`), raises 429/409 otherwise."""
+    async def _authenticate_cookie(self, sid: str, *, member: bool = False) -> Admission:
+        mapping = await get_kv().aget(f"pxck:{sid}") if len(sid) <= 128 else None
+        if not mapping:
+            raise ProxyError(401, UNKNOWN, "Unknown or expired proxy session; start a new one.")
+        return await self._admission(mapping["d"], mapping["dev"], member)
+
+    async def _admission(self, digest: str, device: str, member: bool) -> Admission:
+        """The kv round trip that reads the validation entry, counts the request (rate limit and,
+        for a forwarded request, the token's requests in flight) and reads the active session."""
+        tag = f"{_MEMBER_TAG}:{next(_member_seq)}" if member else None
+        cached, count, record, inflight = await get_state().admit(
+            digest, int(time.time() // 60), cache_key(digest), tag, INFLIGHT_WINDOW
+        )
+        if self._kv_outage:
+            self._kv_outage = False
+            logger.warning("proxy: the key-value store (Redis) is reachable again")
+        adm = None
+        try:
+            check = check_cached(cached, digest) if cached is not None else await avalidate_digest(digest)
+            if not check.valid:
+                reason = check.reason or UNKNOWN
+                raise ProxyError(401, reason, REASON_DETAIL.get(reason, "Invalid access token."))
+            adm = Admission(check, device, digest, count, record)
+            adm.inflight, adm.member = inflight, tag
+            return adm
+        finally:
+            if adm is None and tag is not None:
+                self._release_member(digest, tag)
+
+    def _release(self, adm: Admission) -> None:
+        if adm.member is not None:
+            self._release_member(adm.digest, adm.member)
+            adm.member = None
+
+    def _release_member(self, digest: str, tag: str) -> None:
+        """Take this request out of the token's in-flight set, whatever way it ended. Batched:
+        the requests that end in one turn of the event loop leave in one pipeline, from a task of
+        its own (it runs even when the request's task is being cancelled)."""
+        self._releases.append((digest, tag))
+        if len(self._releases) == 1:
+            asyncio.get_running_loop().call_soon(self._release_soon)
+
+    def _release_soon(self) -> None:
+        entries, self._releases = self._releases, []
+        if entries:
+            task = asyncio.ensure_future(self._release_now(entries))
+            self._flush_tasks.add(task)
+            task.add_done_callback(self._flush_tasks.discard)
+
+    @staticmethod
+    async def _release_now(entries: list[tuple[str, str]]) -> None:
+        try:
+            await get_state().release_many(entries)
+        except Exception as exc:  # the entries fade after INFLIGHT_WINDOW anyway
+            logger.warning("proxy: could not release %d in-flight entries: %r", len(entries), exc)
+
+    async def _admit(self, adm: Admission, ctx: _Ctx) -> dict | None:
+        """Rate limit, requests in flight, then one token = one device. Returns the device's
+        active session record (None when no session is active), raises 429/409 otherwise. Claims
+        nothing: only a request the upstream answered claims the device (`_claim`)."""
         now = time.time()
         check = adm.check
         limit = settings.PROXY_RATE_LIMIT_PER_MINUTE
@@ -432,14 +667,26 @@ class ProxyApp:
             raise ProxyError(
                 429, "rate_limited", "Too many requests for this token.", [(b"retry-after", retry)]
             )
+        cap = settings.PROXY_MAX_CONCURRENT_PER_TOKEN
+        if cap and adm.member is not None and adm.inflight > cap:
+            _proxy_hits.inc()
+            raise ProxyError(
+                429,
+                "too_many_concurrent",
+                f"At most {cap} requests at a time per access token.",
+                [(b"retry-after", b"1")],
+            )
         idle = settings.SESSION_IDLE_MINUTES * 60
         record = adm.record
         if record and now - record["ts"] < idle:
             if record["dev"] == adm.device:
                 return record
             await self._conflict(adm, record, ctx, idle, now)
-        if not start:
-            return None
+        return None
+
+    async def _claim(self, adm: Admission, ctx: _Ctx) -> dict:
+        """The upstream answered: claim the device (start or take over the session)."""
+        idle = settings.SESSION_IDLE_MINUTES * 60
         # In-process lock first (the file cache's add() is not atomic between threads), then the
         # kv claim between processes.
         lock = self._start_locks.get(adm.digest)
@@ -566,7 +813,7 @@ class ProxyApp:
 
     # --- status and browser session ------------------------------------------------------
     async def _status(self, send, adm: Admission, ctx: _Ctx) -> int:
-        record = await self._admit(adm, ctx, start=False)
+        record = await self._admit(adm, ctx)
         now = time.time()
         check = adm.check
         expires = check.expires_at
@@ -591,11 +838,40 @@ class ProxyApp:
         }
         return await _send_json(send, 200, body)
 
-    async def _browser_session(self, send, adm: Admission, ctx: _Ctx) -> int:
-        await self._admit(adm, ctx, start=False)  # rate limit and device conflict
+    async def _browser_session(self, scope, send, adm: Admission, ctx: _Ctx) -> int:
+        """A one-time link into the proxy origin, bound to the token's digest and the device."""
+        origin = settings.PROXY_ORIGIN
+        if not origin:
+            raise ProxyError(
+                404, "browser_mode_disabled", "Browser mode is not configured here (PROXY_ORIGIN)."
+            )
+        await self._admit(adm, ctx)  # rate limit and device conflict
+        nxt = _next_from_query(scope.get("query_string") or b"")
+        code = secrets.token_urlsafe(32)
+        ttl = max(1, settings.PROXY_ENTRY_TTL)
+        await get_kv().aset(f"pxenter:{code}", {"d": adm.digest, "dev": adm.device}, ttl)
+        url = origin.rstrip("/") + ENTER_PREFIX + code
+        if nxt != "/":
+            url += "?next=" + quote(nxt, safe="/")
+        return await _send_json(send, 200, {"url": url, "expires_in": ttl})
+
+    async def _enter(self, scope, send, ctx: _Ctx, code: str) -> int:
+        """GET PROXY_ORIGIN/__zenzefi/enter/<code>: redeem the one-time code (single use), set the
+        httponly cookie host-only on the proxy origin and redirect into the upstream."""
+        nxt = _next_from_query(scope.get("query_string") or b"")
+        entry = await get_state().take(f"pxenter:{code}") if 0 < len(code) <= 128 else None
+        if not entry:
+            raise ProxyError(
+                401, "entry_invalid", "This link is unknown, used or expired; start browser mode again."
+            )
+        adm = await self._admission(entry["d"], entry["dev"], member=False)
+        await self._admit(adm, ctx)  # rate limit and device conflict
         check = adm.check
-        now = time.time()
-        left = check.expires_at.timestamp() - now if check.expires_at else (check.duration_hours or 1) * 3600
+        left = (
+            check.expires_at.timestamp() - time.time()
+            if check.expires_at
+            else (check.duration_hours or 1) * 3600
+        )
         ttl = max(1, int(min(settings.PROXY_SESSION_COOKIE_MAX_AGE, left)))
         sid = secrets.token_urlsafe(32)
         await get_kv().aset(f"pxck:{sid}", {"d": adm.digest, "dev": adm.device}, ttl)
@@ -605,16 +881,30 @@ class ProxyApp:
         )
         if settings.COOKIE_SECURE:
             cookie += "; Secure"
-        body = {
-            "detail": "Browser session started.",
-            "expires_in": ttl,
-            "cookie": settings.PROXY_SESSION_COOKIE,
-        }
-        return await _send_json(send, 200, body, [(b"set-cookie", cookie.encode())])
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 302,
+                "headers": [
+                    (b"location", nxt.encode("latin-1")),
+                    (b"set-cookie", cookie.encode("latin-1")),
+                    (b"cache-control", b"no-store"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"content-length", b"0"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+        return 302
 
     # --- forwarding ----------------------------------------------------------------------
     def _upstream_headers(self, scope, host: bytes | None) -> list[tuple[str, str]]:
-        ours = {settings.PROXY_SESSION_COOKIE, settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME}
+        ours = {
+            settings.PROXY_SESSION_COOKIE,
+            settings.SESSION_COOKIE_NAME,
+            settings.CSRF_COOKIE_NAME,
+            settings.LANGUAGE_COOKIE_NAME,
+        }
         connection_listed: set[bytes] = set()
         for name, value in scope["headers"]:
             if name == b"connection":
@@ -646,8 +936,17 @@ class ProxyApp:
     async def _request_body(self, receive, ctx: _Ctx) -> AsyncIterator[bytes]:
         ctx.body_done = False
         more = True
+        limit = settings.PROXY_BODY_TIMEOUT
         while more:
-            message = await receive()
+            if limit > 0:
+                try:
+                    async with asyncio.timeout(limit):
+                        message = await receive()
+                except TimeoutError:
+                    ctx.body_timeout = True
+                    raise BodyTimeout() from None
+            else:
+                message = await receive()
             if message["type"] == "http.disconnect":
                 ctx.client_gone = True
                 raise ClientGone()
@@ -669,18 +968,18 @@ class ProxyApp:
             )
 
     async def _forward(
-        self, scope, receive, send, method: str, adm: Admission, ctx: _Ctx, has_body: bool
+        self, scope, receive, send, method: str, adm: Admission, ctx: _Ctx, has_body: bool, browser: bool
     ) -> int:
         check = adm.check
         raw_path = scope.get("raw_path") or scope["path"].encode()
         raw_path = raw_path.split(b"?", 1)[0]
-        resolved = upstream_path(raw_path)
+        resolved = normalise_path(raw_path) if browser else upstream_path(raw_path)
         if resolved is None:
-            raise ProxyError(400, "invalid_path", "The path leaves the upstream's root.")
+            raise ProxyError(400, "invalid_path", "The path leaves the upstream's root or is ambiguous.")
         path, segments = resolved
         if not scope_allows(check.scope, segments):
             raise ProxyError(403, "scope_forbidden", "This access token only reaches /certificates/.")
-        record = await self._admit(adm, ctx, start=True)
+        record = await self._admit(adm, ctx)
         self._maybe_recycle_db()
 
         now = time.monotonic()
@@ -696,7 +995,10 @@ class ProxyApp:
                 [(b"retry-after", str(max(1, round(retry))).encode())],
             )
 
-        rw = rewriter(settings.ZENZEFI_TARGET_URL, settings.BACKEND_URL)
+        if browser:
+            rw = rewriter(settings.ZENZEFI_TARGET_URL, settings.PROXY_ORIGIN, "")
+        else:
+            rw = rewriter(settings.ZENZEFI_TARGET_URL, settings.BACKEND_URL)
         query = scope.get("query_string") or b""
         url = rw.target_base + path + ("?" + query.decode("latin-1") if query else "")
         host = next((v for k, v in scope["headers"] if k == b"host"), None)
@@ -706,13 +1008,24 @@ class ProxyApp:
             resp = await self._send_upstream(session, method, url, headers, receive, ctx, has_body)
         except ClientGone:
             return 499
+        except BodyTimeout:  # the upstream request was aborted (its connection closed)
+            raise ProxyError(
+                408,
+                "body_timeout",
+                f"The request body stalled for more than {settings.PROXY_BODY_TIMEOUT:g} s.",
+                [(b"connection", b"close")],
+            ) from None
         except ProxyError:
             if ctx.client_gone:
                 return 499
             raise
 
         try:
-            if resp.status < 500 and check.activated_at is None and check.token_id not in self._activated:
+            # The upstream answered (any status, 5xx included: that is the upstream's answer, not
+            # ours): only now is the device claimed and the token activated.
+            if record is None:
+                record = await self._claim(adm, ctx)
+            if check.activated_at is None and check.token_id not in self._activated:
                 try:
                     await _db(services.token_activate_for_proxy)(
                         token_id=check.token_id, ip=ctx.ip, user_agent=ctx.user_agent
@@ -720,10 +1033,11 @@ class ProxyApp:
                     self._activated.add(check.token_id)
                 except Exception:  # the customer still gets the answer; the next request retries
                     logger.exception("proxy: could not activate token %s", check.token_id)
-            return await self._respond(resp, send, receive, method, rw, ctx, adm, record)
+            return await self._respond(resp, send, receive, method, rw, ctx, adm, record, browser)
         finally:
             resp.close()  # no-op once the body was read and the connection released to the pool
-            await self._record_use(adm, record, ctx)
+            if record is not None:
+                await self._record_use(adm, record, ctx)
 
     async def _follow_health_check(self, now: float) -> None:
         """The health-check job's verdict (kv, every HEALTH_POLL_SECONDS per worker): an upstream it
@@ -752,7 +1066,7 @@ class ProxyApp:
                     allow_redirects=False,
                     timeout=upstream.timeouts(),
                 )
-            except ClientGone:
+            except (ClientGone, BodyTimeout):
                 raise
             except aiohttp.ServerDisconnectedError:
                 # A pooled keep-alive connection the upstream had just closed: retry once if safe.
@@ -780,13 +1094,17 @@ class ProxyApp:
             except aiohttp.ClientError:
                 if ctx.client_gone:
                     raise ClientGone() from None
+                if ctx.body_timeout:
+                    raise BodyTimeout() from None
                 self.breaker.failure(time.monotonic(), threshold)
                 raise ProxyError(502, "upstream_unavailable", "The Zenzefi host failed to answer.") from None
             self.breaker.success()
             return resp
         raise AssertionError("unreachable")
 
-    async def _respond(self, resp, send, receive, method, rw, ctx: _Ctx, adm: Admission, record) -> int:
+    async def _respond(
+        self, resp, send, receive, method, rw, ctx: _Ctx, adm: Admission, record, browser: bool
+    ) -> int:
         status = resp.status
         raw = resp.raw_headers
         connection_listed: set[bytes] = set()
@@ -795,13 +1113,16 @@ class ProxyApp:
                 connection_listed.update(t.strip().lower() for t in value.split(b","))
         headers = []
         ctype = cenc = None
+        ours = settings.PROXY_SESSION_COOKIE.encode() + b"="
         for name, value in raw:
             name = name.lower()
-            if name in HOP_BY_HOP or name.startswith(b"proxy-") or name in connection_listed:
+            if name in RESPONSE_DROP or name.startswith(b"proxy-") or name in connection_listed:
                 continue
             if name == b"location":
                 value = rw.location(value.decode("latin-1")).encode("latin-1")
             elif name == b"set-cookie":
+                if browser and value.lstrip().startswith(ours):
+                    continue  # the upstream never replaces the proxy origin's session cookie
                 value = rw.set_cookie(value)
             elif name == b"content-type":
                 ctype = value

@@ -1,7 +1,9 @@
 """Rewriting upstream URLs into proxy URLs: `Location`, `Set-Cookie` and text bodies.
 
 An absolute upstream URL (`ZENZEFI_TARGET_URL` + path, also protocol-relative or with JSON-escaped
-slashes) becomes `BACKEND_URL` + `/api/v1/proxy` + path, so a browser stays inside the proxy.
+slashes) becomes `BACKEND_URL` + `/api/v1/proxy` + path on the platform's origin (the desktop
+client), or `PROXY_ORIGIN` + path in browser mode (there every path is the upstream's own path, so
+root-relative URLs need no rewriting), so a browser stays inside the proxy.
 Bodies are rewritten as they stream: `BodyRewriter` keeps a carry-over window of the longest
 possible match, so a URL split across two chunks is still found.
 """
@@ -35,7 +37,8 @@ class Rewrite:
     target_netlocs: tuple[str, ...]  # "host:port" and, for a default port, "host"
     target_scheme: str
     target_path: str  # base path of the upstream ("" or "/base")
-    proxy_base: str  # BACKEND_URL + "/api/v1/proxy"
+    proxy_base: str  # BACKEND_URL + "/api/v1/proxy", or PROXY_ORIGIN (browser mode)
+    local_prefix: str  # "/api/v1/proxy", or "" on the proxy origin
     body_re: re.Pattern
     window: int
 
@@ -50,7 +53,9 @@ class Rewrite:
                         continue  # another host or port that merely starts the same way
                     return self.proxy_base + self._strip_base(rest or "/")
         if value.startswith("/") and not value.startswith("//"):
-            return self.proxy_base + self._strip_base(value)
+            # Root-relative: absolute on the platform's origin, unchanged (but for an upstream base
+            # path) on the proxy origin, where every path is the upstream's own.
+            return (self.proxy_base if self.local_prefix else "") + self._strip_base(value)
         return value
 
     def _strip_base(self, path: str) -> str:
@@ -60,8 +65,9 @@ class Rewrite:
         return path
 
     def set_cookie(self, value: bytes) -> bytes:
-        """Drop `Domain` (the cookie then belongs to the platform's host) and move `Path` under the
-        proxy prefix, so an upstream cookie never lands on (or clobbers) the platform's own paths."""
+        """Drop `Domain` (the cookie then belongs to the serving host only) and, on the platform's
+        origin, move `Path` under the proxy prefix, so an upstream cookie never lands on (or
+        clobbers) the platform's own paths."""
         parts = value.split(b";")
         out = [parts[0]]
         for attr in parts[1:]:
@@ -71,7 +77,7 @@ class Rewrite:
             if name == b"path":
                 path = attr.split(b"=", 1)[1].strip().decode("latin-1") if b"=" in attr else "/"
                 path = self._strip_base(path if path.startswith("/") else "/")
-                attr = b" Path=" + (PROXY_PREFIX + (path if path != "/" else "/")).encode("latin-1")
+                attr = b" Path=" + (self.local_prefix + path).encode("latin-1")
             out.append(attr)
         return b";".join(out)
 
@@ -84,7 +90,9 @@ class Rewrite:
 
 
 @cache
-def rewriter(target_url: str, backend_url: str) -> Rewrite:
+def rewriter(target_url: str, backend_url: str, prefix: str = PROXY_PREFIX) -> Rewrite:
+    """`backend_url` + `prefix` replaces the upstream's base: BACKEND_URL and /api/v1/proxy for the
+    desktop client, PROXY_ORIGIN and "" for browser mode."""
     parts = urlsplit(target_url)
     scheme = parts.scheme.lower() or "http"
     host = (parts.hostname or "").lower()
@@ -115,7 +123,8 @@ def rewriter(target_url: str, backend_url: str) -> Rewrite:
         target_netlocs=tuple(netlocs),
         target_scheme=scheme,
         target_path=base,
-        proxy_base=backend_url.rstrip("/") + PROXY_PREFIX,
+        proxy_base=backend_url.rstrip("/") + prefix,
+        local_prefix=prefix,
         body_re=body_re,
         window=longest + 8,
     )

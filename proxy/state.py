@@ -9,9 +9,13 @@ Keys (under the kv prefix of `zenzefi.kv`):
   pxclaim:{digest}          short lock while one request starts a session
   pxconf:{digest}:{dev}     de-duplicates device-conflict audit entries
   pxck:{cookie id}          browser mode: cookie session id -> {"d": token digest, "dev": device}
+  pxenter:{code}            browser mode: one-time entry code (short TTL, taken once) -> the same
+  pxcc:{digest}             requests in flight: a sorted set of request tags scored by start time
+                            (embedded default: a counter); entries older than the window fade
 
 A steady-state request costs one pipelined round trip (validation entry, rate-limit INCR, device
-record) on redis.asyncio; session counters and "last seen" are batched per worker and written
+record, its entry in the in-flight set) on redis.asyncio, and one more, off its latency path, to
+leave that set; session counters and "last seen" are batched per worker and written
 every PROXY_COUNTER_FLUSH_SECONDS in one pipeline. On the embedded default (file cache) each step
 is one thread hop doing the same work, not atomic across processes, which the embedded default
 accepts (production runs Redis).
@@ -20,6 +24,7 @@ accepts (production runs Redis).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -40,8 +45,33 @@ return 0
 """
 
 
+# The admission round trip as one server-side script (one command to pack and parse instead of
+# eight): the validation entry, the rate-limit counter of the minute, the device record and, with a
+# tag, this request joining the token's in-flight set (entries older than the span fade first).
+_ADMIT_LUA = """
+local cached = redis.call('GET', KEYS[1])
+local count = redis.call('INCR', KEYS[2])
+if count == 1 then redis.call('EXPIRE', KEYS[2], 120) end
+local device = redis.call('GET', KEYS[3])
+local inflight = 0
+if ARGV[1] ~= '' then
+  local now = tonumber(ARGV[2])
+  local span = tonumber(ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - span)
+  redis.call('ZADD', KEYS[4], now, ARGV[1])
+  inflight = redis.call('ZCARD', KEYS[4])
+  redis.call('EXPIRE', KEYS[4], span)
+end
+return {cached or false, count, device or false, inflight}
+"""
+
+
 def device_key(digest: str) -> str:
     return f"pxdev:{digest}"
+
+
+def inflight_key(digest: str) -> str:
+    return f"pxcc:{digest}"
 
 
 def counters_key(sid: str) -> str:
@@ -55,23 +85,51 @@ def _decode_counters(raw: dict) -> dict[str, float]:
 class RedisState:
     def __init__(self, kv: RedisKV):
         self.kv = kv
+        self._admit_script = None
 
-    async def admit(self, digest: str, window: int, validation_key: str) -> tuple[Any, int, dict | None]:
+    async def admit(
+        self, digest: str, window: int, validation_key: str, tag: str | None = None, span: int = 600
+    ) -> tuple[Any, int, dict | None, int]:
         """One round trip: the validation cache entry, this request counted in the token's minute,
-        and the active session record."""
+        the active session record and (with `tag`) this request added to the token's in-flight set:
+        (entry, count, record, requests in flight including this one)."""
         kv = self.kv
-        rl = kv.full_key(f"pxrl:{digest}:{window}")
-        pipe = kv.aclient().pipeline(transaction=False)
-        pipe.get(kv.full_key(validation_key))
-        pipe.incr(rl)
-        pipe.expire(rl, 120, nx=True)
-        pipe.get(kv.full_key(device_key(digest)))
-        cached, count, _, device = await pipe.execute()
+        client = kv.aclient()
+        script = self._admit_script
+        if script is None:
+            script = self._admit_script = client.register_script(_ADMIT_LUA)
+        keys = [
+            kv.full_key(validation_key),
+            kv.full_key(f"pxrl:{digest}:{window}"),
+            kv.full_key(device_key(digest)),
+            kv.full_key(inflight_key(digest)),
+        ]
+        args = [tag or "", time.time(), span]
+        cached, count, device, inflight = await script(keys=keys, args=args, client=client)
         return (
             json.loads(cached) if cached else None,
             int(count),
             json.loads(device) if device else None,
+            int(inflight),
         )
+
+    async def release_many(self, entries: list[tuple[str, str]]) -> None:
+        """Leave the in-flight sets (one pipeline for a batch of finished requests)."""
+        pipe = self.kv.aclient().pipeline(transaction=False)
+        for digest, tag in entries:
+            pipe.zrem(self.kv.full_key(inflight_key(digest)), tag)
+        await pipe.execute()
+
+    async def release(self, digest: str, tag: str) -> None:
+        await self.kv.aclient().zrem(self.kv.full_key(inflight_key(digest)), tag)
+
+    async def inflight(self, digest: str) -> int:
+        return int(await self.kv.aclient().zcard(self.kv.full_key(inflight_key(digest))))
+
+    async def take(self, key: str) -> Any:
+        """Get and delete (single use)."""
+        raw = await self.kv.aclient().getdel(self.kv.full_key(key))
+        return None if raw is None else json.loads(raw)
 
     async def touch_many(self, entries: list[dict], ttl: int) -> None:
         """Write batched session counters and "last seen" (one pipeline for all sessions)."""
@@ -102,13 +160,45 @@ class CacheState:
     def __init__(self, kv: CacheKV):
         self.kv = kv
 
-    def _admit(self, digest: str, window: int, validation_key: str) -> tuple[Any, int, dict | None]:
+    def _admit(self, digest: str, window: int, validation_key: str, tag: str | None, span: int):
         cached = self.kv.get(validation_key)
         count = self.kv.incr(f"pxrl:{digest}:{window}", 1, 120)
-        return cached, count, self.kv.get(device_key(digest))
+        inflight = self.kv.incr(inflight_key(digest), 1, span) if tag is not None else 0
+        return cached, count, self.kv.get(device_key(digest)), inflight
 
-    async def admit(self, digest: str, window: int, validation_key: str) -> tuple[Any, int, dict | None]:
-        return await sync_to_async(self._admit, thread_sensitive=False)(digest, window, validation_key)
+    async def admit(
+        self, digest: str, window: int, validation_key: str, tag: str | None = None, span: int = 600
+    ) -> tuple[Any, int, dict | None, int]:
+        return await sync_to_async(self._admit, thread_sensitive=False)(
+            digest, window, validation_key, tag, span
+        )
+
+    def _release(self, digest: str) -> None:
+        if self.kv.incr(inflight_key(digest), -1, 600) <= 0:
+            self.kv.delete(inflight_key(digest))
+
+    def _release_many(self, entries: list[tuple[str, str]]) -> None:
+        for digest, _tag in entries:
+            self._release(digest)
+
+    async def release_many(self, entries: list[tuple[str, str]]) -> None:
+        await sync_to_async(self._release_many, thread_sensitive=False)(entries)
+
+    async def inflight(self, digest: str) -> int:
+        return int(await sync_to_async(self.kv.get, thread_sensitive=False)(inflight_key(digest)) or 0)
+
+    def _take(self, key: str) -> Any:
+        from django.core.cache import cache
+
+        full = self.kv.full_key(key)
+        raw = cache.get(full)
+        # delete() reports whether this caller removed it: one winner among concurrent takers.
+        if raw is None or not cache.delete(full):
+            return None
+        return json.loads(raw)
+
+    async def take(self, key: str) -> Any:
+        return await sync_to_async(self._take, thread_sensitive=False)(key)
 
     def _touch_many(self, entries: list[dict], ttl: int) -> None:
         for e in entries:

@@ -12,12 +12,13 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from renewals.services import auto_renew_min_balance_set, token_auto_renew_set
+from zenzefi.amounts import AmountFormField
 from zenzefi.errors import ApplicationError
 from zenzefi.page_errors import page_error_message
 
 
 class AutoRenewPreferenceForm(forms.Form):
-    auto_renew_min_balance = forms.DecimalField(
+    auto_renew_min_balance = AmountFormField(
         label=gettext_lazy("Keep at least (ZNC)"), min_value=0, max_digits=12, decimal_places=2
     )
 

@@ -36,3 +36,33 @@ def fund(user: User, amount: str | Decimal) -> None:
         transaction_type=TransactionType.DEPOSIT,
         description="test funding",
     )
+
+
+# Every permission a staff REST endpoint checks (SPEC §13): the admin's codenames.
+STAFF_API_PERMISSIONS = (
+    "accounts.view_user",
+    "accounts.change_user",
+    "accounts.adjust_balance",
+    "tokens.view_accesstoken",
+    "tokens.revoke_token",
+    "payments.complete_payment",
+    "bundles.view_tokenbundle",
+    "bundles.add_tokenbundle",
+    "bundles.change_tokenbundle",
+    "bundles.delete_tokenbundle",
+    "analytics.view_dashboard",
+)
+
+
+def staff_with(*perms: str, **fields) -> User:
+    """A staff user (not a superuser) holding exactly `perms` ("app_label.codename")."""
+    from django.contrib.auth.models import Permission
+
+    fields.setdefault("is_staff", True)
+    user = UserFactory(**fields)
+    for perm in perms:
+        app_label, codename = perm.split(".", 1)
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return User.objects.get(pk=user.pk)  # a fresh instance: no stale permission cache

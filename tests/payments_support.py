@@ -15,8 +15,8 @@ def callback_body(provider_payment_id: str, status: str = "succeeded") -> bytes:
     return json.dumps({"provider_payment_id": provider_payment_id, "status": status}).encode()
 
 
-def post_callback(client, body: bytes, *, signature: str | None = "auto", query: str = ""):
-    headers = {}
+def post_callback(client, body: bytes, *, signature: str | None = "auto", query: str = "", **extra):
+    headers = dict(extra)
     if signature == "auto":
         headers[f"HTTP_{SIGNATURE_HEADER.upper().replace('-', '_')}"] = mock_signature(body)
     elif signature is not None:

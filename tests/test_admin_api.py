@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from audit.models import AuditLog
 from currency.models import Transaction, TransactionType
-from tests.factories import UserFactory, fund
+from tests.factories import STAFF_API_PERMISSIONS, UserFactory, fund, staff_with
 from tests.test_currency_api import assert_error
 from tokens.models import AccessToken
 from tokens.services import token_activate, token_purchase, token_revoke
@@ -27,7 +27,7 @@ def user_url(user) -> str:
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(is_staff=True)
+    return staff_with(*STAFF_API_PERMISSIONS)
 
 
 @pytest.fixture
@@ -216,6 +216,7 @@ def test_user_list_makes_no_per_row_queries(staff_client):
         user = UserFactory()
         fund(user, "50")
         buy(user)
+    queries()  # warms the staff user's permission cache (two queries, once)
     few = queries()
     for _ in range(6):
         user = UserFactory()

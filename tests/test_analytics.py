@@ -4,11 +4,12 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from proxy.models import ProxySession
-from tests.factories import UserFactory, fund
+from tests.factories import UserFactory, fund, staff_with
 from tokens import services as token_services
 
 pytestmark = pytest.mark.django_db
@@ -134,6 +135,7 @@ def test_global_stats_are_staff_only(dataset):
 
 def test_global_stats_figures(dataset):
     staff = User.objects.create_user(username="boss", email="boss@example.com", password="x", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_dashboard"))
     staff.date_joined = NOW - timedelta(days=90)
     staff.save()
     client = APIClient()
@@ -188,7 +190,7 @@ def test_queries_do_not_grow_with_rows(dataset, django_assert_max_num_queries):
 
 
 def test_admin_dashboard_page(dataset, client):
-    staff = UserFactory(is_staff=True)
+    staff = staff_with("analytics.view_dashboard")
     client.force_login(staff)
     with time_machine.travel(NOW, tick=False):
         index = client.get("/admin/")

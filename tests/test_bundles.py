@@ -17,7 +17,7 @@ from bundles.models import TokenBundle
 from bundles.pricing import token_costs
 from currency.models import Transaction, TransactionType
 from idempotency.models import IdempotencyRecord
-from tests.factories import UserFactory, fund
+from tests.factories import UserFactory, fund, staff_with
 from tests.test_currency_api import assert_error
 from tests.test_ledger import assert_ledger_consistent
 from tokens.models import AccessToken, token_digest
@@ -56,7 +56,12 @@ def client_for(user) -> APIClient:
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(is_staff=True)
+    return staff_with(
+        "bundles.view_tokenbundle",
+        "bundles.add_tokenbundle",
+        "bundles.change_tokenbundle",
+        "bundles.delete_tokenbundle",
+    )
 
 
 @pytest.fixture

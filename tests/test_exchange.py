@@ -1,6 +1,7 @@
 """Multi-currency top-ups: staff-maintained rates, Decimal conversion (half-up to 0.01), the rate
 recorded on the Payment, ZNC limits after conversion."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -153,7 +154,8 @@ def test_topup_page_offers_rated_currencies(user):
     rate("USD", "92.345")
     page = client.get(reverse("currency:topup")).content.decode()
     assert '<option value="USD">' in page and "1 USD = " in page
-    response = client.post(reverse("currency:topup"), {"amount": "10.01", "currency": "USD"})
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page).group(1)  # the form's one-time nonce
+    response = client.post(reverse("currency:topup"), {"amount": "10.01", "currency": "USD", "nonce": nonce})
     assert response.status_code == 200
     payment = Payment.objects.get(user=user)
     assert (payment.currency, payment.original_amount, payment.amount) == (

@@ -2,6 +2,7 @@
 redeemed once (even from two threads at once) into a token on the redeemer's account."""
 
 import hashlib
+import re
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -144,14 +145,20 @@ def test_revoking_a_redeemed_gift_token_refunds_the_redeemer(user):
     assert_ledger_consistent(user)
 
 
+def form_nonce(response) -> dict:
+    return {"nonce": re.search(r'name="nonce" value="([^"]+)"', response.content.decode()).group(1)}
+
+
 def test_gift_page_buy_and_redeem(user):
     fund(user, "50")
     buyer = Client()
     assert buyer.login(username=user.username, password=DEFAULT_PASSWORD)
-    assert buyer.get(reverse("gifts:gifts")).status_code == 200
-    page = buyer.post(
-        reverse("gifts:gifts"), {"action": "buy", "gift-duration_hours": "12", "gift-scope": "full"}
-    )
+    gifts_page = buyer.get(reverse("gifts:gifts"))
+    assert gifts_page.status_code == 200
+    choice = {"action": "buy", "gift-duration_hours": "12", "gift-scope": "full"}
+    review = buyer.post(reverse("gifts:gifts"), {**choice, "step": "review", **form_nonce(gifts_page)})
+    assert 'data-testid="price"' in review.content.decode() and GiftCode.objects.count() == 0
+    page = buyer.post(reverse("gifts:gifts"), {**choice, "step": "confirm", **form_nonce(review)})
     assert page.status_code == 200
     code = page.context["code"]
     assert code in page.content.decode()

@@ -5,7 +5,6 @@ descriptions in both languages, localized amounts in emails."""
 from __future__ import annotations
 
 import importlib
-import re
 from decimal import Decimal
 
 import pytest
@@ -176,17 +175,3 @@ def test_russian_payment_email_writes_localized_amounts():
         context={"amount": "150.00", "balance": "1234.50", "username": "olga"},
     )
     assert "150.00" in subject and "1,234.50" in text
-
-
-def test_customer_usage_chart_axis_has_dates_and_the_time_zone():
-    from django.utils import timezone
-
-    user = UserFactory(language="ru")
-    client = Client()
-    client.force_login(user)
-    page = client.get("/account/?period=week").content.decode()
-    today = timezone.now().strftime("%d.%m.%Y")
-    assert 'data-testid="chart-zone">часовой пояс: UTC<' in page
-    assert today in page
-    day = client.get("/account/").content.decode()
-    assert re.search(r"<small>\d\d\.\d\d\.\d{4} \d\d:00</small>", day)

@@ -49,18 +49,20 @@ def activated_token(user, *, hours=1, ago=timedelta(hours=2)):
 # --- The schedule -----------------------------------------------------------------------------
 
 
-def test_schedule_installed_once_and_updated_by_name():
-    assert set(schedule_install().values()) == {"created"}
+def test_schedule_repair_puts_timing_back_by_name():
+    # The test database was migrated: every entry exists already (post_migrate, schedule_ensure).
+    assert set(schedule_install().values()) == {"unchanged"}
     tasks = {t.name: t for t in PeriodicTask.objects.select_related("interval", "crontab")}
     assert set(tasks) == {entry.name for entry in SCHEDULE} >= {*EXPECTED, "audit retention"}
     for name, (every, period) in EXPECTED.items():
         assert (tasks[name].interval.every, tasks[name].interval.period) == (every, period), name
     assert tasks["audit retention"].crontab.hour == "4" and tasks["audit retention"].interval is None
-    # Again: nothing changes, nothing is duplicated.
-    assert set(schedule_install().values()) == {"unchanged"}
+    # On an empty table it creates them, once.
+    PeriodicTask.objects.all().delete()
+    assert set(schedule_install().values()) == {"created"}
     assert PeriodicTask.objects.count() == len(SCHEDULE)
-    # Someone changed an interval and disabled an entry: the interval is put back, the choice to
-    # disable stays.
+    # Someone changed an interval and disabled an entry: the repair tool puts the interval back, the
+    # choice to disable stays.
     odd = IntervalSchedule.objects.create(every=999, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(name="gauges").update(interval=odd, enabled=False)
     result = schedule_install()
@@ -68,6 +70,71 @@ def test_schedule_installed_once_and_updated_by_name():
     gauges = PeriodicTask.objects.get(name="gauges")
     assert gauges.interval.every == 30 and gauges.enabled is False
     assert PeriodicTask.objects.count() == len(SCHEDULE)
+
+
+SPEC_10_JOBS = {
+    "expire tokens": "tokens.tasks.expire_tokens",
+    "close idle sessions": "proxy.tasks.close_idle_sessions",
+    "flush usage counters": "proxy.tasks.flush_proxy_counters",
+    "health checks": "monitoring.tasks.run_health_checks",
+    "token expiring soon": "notifications.tasks.notify_expiring_tokens",
+    "low balance": "notifications.tasks.notify_low_balance",
+    "auto-renewal": "renewals.tasks.renew_expiring_tokens",
+    "audit retention": "audit.tasks.purge_old_audit_entries",
+    "backups": "backups.tasks.backup_database",
+    "gauges": "monitoring.tasks.refresh_gauges",
+}
+
+
+def _assert_every_job_scheduled():
+    tasks = {t.name: t for t in PeriodicTask.objects.select_related("interval", "crontab")}
+    assert set(tasks) == {entry.name for entry in SCHEDULE}
+    for name, path in SPEC_10_JOBS.items():
+        assert tasks[name].task == task_name(path) and tasks[name].enabled, name
+    for name, (every, period) in EXPECTED.items():
+        assert (tasks[name].interval.every, tasks[name].interval.period) == (every, period), name
+    assert (tasks["backups"].crontab.hour, tasks["backups"].crontab.minute) == ("3", "0")
+    assert tasks["auto-renewal"].interval.every == 5 and tasks["auto-renewal"].interval.period == "minutes"
+
+
+def test_every_spec_10_job_is_in_the_schedule():
+    assert {entry.name: entry.task for entry in SCHEDULE if entry.name in SPEC_10_JOBS} == SPEC_10_JOBS
+
+
+def test_after_migrate_every_job_is_scheduled_with_no_other_command():
+    # The test database was built by `migrate` alone.
+    _assert_every_job_scheduled()
+    # A fresh database: `migrate` (here with nothing left to apply) creates them again.
+    PeriodicTask.objects.all().delete()
+    call_command("migrate", verbosity=0)
+    _assert_every_job_scheduled()
+
+
+@pytest.mark.django_db(transaction=True)  # beat's scheduler closes the connection
+def test_operator_edits_survive_what_runs_at_start(monkeypatch):
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "start-password-1")
+    monkeypatch.setenv("DEMO_USER_PASSWORD", "demo-password-1")
+    odd = IntervalSchedule.objects.create(every=999, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(name="gauges").update(interval=odd)
+    PeriodicTask.objects.filter(name="low balance").update(enabled=False)
+    PeriodicTask.objects.filter(name="backups").delete()
+    # What scripts/start and docker-compose.yml run at every start: migrate, bootstrap, and beat's
+    # DatabaseScheduler loading the schedule.
+    call_command("migrate", verbosity=0)
+    call_command("bootstrap", verbosity=0)
+    assert not celery_app.conf.beat_schedule  # nothing in settings for beat to write over the table
+    scheduler = DatabaseScheduler(app=celery_app, lazy=True)
+    scheduler.setup_schedule()
+    assert "gauges" in scheduler.schedule and "low balance" not in scheduler.schedule
+    assert scheduler.schedule["gauges"].schedule.run_every.total_seconds() == 999
+    gauges = PeriodicTask.objects.select_related("interval").get(name="gauges")
+    assert (gauges.interval.every, gauges.enabled) == (999, True)
+    assert PeriodicTask.objects.get(name="low balance").enabled is False
+    # A deleted entry comes back (disable a job to stop it); nothing is duplicated.
+    assert PeriodicTask.objects.filter(name="backups").count() == 1
+    assert PeriodicTask.objects.filter(name__in=[e.name for e in SCHEDULE]).count() == len(SCHEDULE)
 
 
 def test_every_scheduled_task_is_registered_with_celery():
@@ -82,6 +149,7 @@ def test_every_scheduled_task_is_registered_with_celery():
 
 
 def test_install_schedule_command_is_repeatable(capsys):
+    PeriodicTask.objects.all().delete()
     call_command("install_schedule")
     call_command("install_schedule")
     out = capsys.readouterr().out

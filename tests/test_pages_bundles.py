@@ -42,18 +42,24 @@ def test_bundle_list_shows_derived_prices(client):
     assert "Ultimate Package" in body and "20 tokens of 7 days" in body and "1,600.00" in body
 
 
+def nonce(client, bundle) -> str:
+    """The one-time nonce of the bundle's confirmation form."""
+    page = text(client.get(f"/account/bundles/{bundle.pk}/buy/", follow=True))
+    return re.search(r'name="nonce" value="([^"]+)"', page).group(1)
+
+
 def test_inactive_bundles_are_hidden_and_cannot_be_bought(client, user, starter):
     fund(user, "500")
     TokenBundle.objects.filter(pk=starter.pk).update(is_active=False)
     assert "Starter Pack" not in text(client.get("/account/bundles/"))
     assert client.get(f"/account/bundles/{starter.pk}/buy/").status_code == 404
-    assert client.post(f"/account/bundles/{starter.pk}/buy/").status_code == 404
+    assert client.post(f"/account/bundles/{starter.pk}/buy/", {"nonce": "x"}).status_code == 404
     assert AccessToken.objects.count() == 0
 
 
 def test_confirmation_page_changes_nothing(client, user, starter):
     fund(user, "100")
-    body = text(client.get(f"/account/bundles/{starter.pk}/buy/"))
+    body = text(client.get(f"/account/bundles/{starter.pk}/buy/", follow=True))
     assert "Confirm your purchase" in body and '<dd data-testid="price">81.00 ZNC</dd>' in body
     assert "19.00 ZNC" in body  # balance after
     assert AccessToken.objects.count() == 0
@@ -61,7 +67,7 @@ def test_confirmation_page_changes_nothing(client, user, starter):
 
 def test_buy_bundle_shows_every_token_once(client, user, starter):
     fund(user, "100")
-    response = client.post(f"/account/bundles/{starter.pk}/buy/")
+    response = client.post(f"/account/bundles/{starter.pk}/buy/", {"nonce": nonce(client, starter)})
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     body = text(response)
     plaintexts = re.findall(r'data-testid="token-value"[^>]*>([^<]+)</textarea>', body)
@@ -79,7 +85,7 @@ def test_buy_bundle_shows_every_token_once(client, user, starter):
 
 def test_insufficient_balance_is_a_clear_error_and_changes_nothing(client, user, starter):
     fund(user, "80.99")
-    response = client.post(f"/account/bundles/{starter.pk}/buy/")
+    response = client.post(f"/account/bundles/{starter.pk}/buy/", {"nonce": nonce(client, starter)})
     assert response.status_code == 402
     assert "Insufficient balance: 80.99 ZNC available, 81.00 ZNC needed." in text(response)
     user.refresh_from_db()

@@ -33,8 +33,17 @@ def text(response) -> str:
     return response.content.decode()
 
 
-def checkout_id(response) -> str:
-    return re.search(r'name="checkout_id" value="([^"]+)"', text(response)).group(1)
+def checkout(response) -> dict:
+    """The mock checkout form's checkout id and its pay nonce."""
+    return {
+        "checkout_id": re.search(r'name="checkout_id" value="([^"]+)"', text(response)).group(1),
+        "nonce": re.search(r'name="nonce" value="([^"]+)"', text(response)).group(1),
+    }
+
+
+def nonce(client) -> dict:
+    """The one-time nonce of the top-up amount form."""
+    return {"nonce": re.search(r'name="nonce" value="([^"]+)"', text(client.get(TOPUP))).group(1)}
 
 
 def test_topup_form_renders(client):
@@ -43,7 +52,7 @@ def test_topup_form_renders(client):
 
 
 def test_topup_shows_the_mock_checkout_and_changes_nothing_yet(client, user):
-    response = client.post(TOPUP, {"amount": "150.50"})
+    response = client.post(TOPUP, {"amount": "150.50", **nonce(client)})
     body = text(response)
     assert response.status_code == 200
     assert "Checkout" in body and '<strong data-testid="checkout-amount">150.50 ZNC</strong>' in body
@@ -52,8 +61,8 @@ def test_topup_shows_the_mock_checkout_and_changes_nothing_yet(client, user):
 
 
 def test_pay_credits_once(client, user):
-    cid = checkout_id(client.post(TOPUP, {"amount": "150.50"}))
-    response = client.post(CHECKOUT, {"checkout_id": cid, "action": "pay"})
+    cid = checkout(client.post(TOPUP, {"amount": "150.50", **nonce(client)}))
+    response = client.post(CHECKOUT, {**cid, "action": "pay"})
     assert response["Location"] == "/account/"
     dashboard = text(client.get("/account/"))
     assert "Top-up of 150.50 ZNC received. Balance: 150.50 ZNC." in dashboard
@@ -61,37 +70,37 @@ def test_pay_credits_once(client, user):
     assert user.balance == Decimal("150.50")
     row = Transaction.objects.get(user=user)
     assert row.type == TransactionType.DEPOSIT and row.amount == Decimal("150.50")
-    again = client.post(CHECKOUT, {"checkout_id": cid, "action": "pay"}, follow=True)
-    assert "This checkout is finished or unknown. Nothing was charged." in text(again)
+    again = client.post(CHECKOUT, {**cid, "action": "pay"}, follow=True)
+    assert "This payment was already made" in text(again) and "nothing was charged now" in text(again)
     assert Transaction.objects.filter(user=user).count() == 1
 
 
 def test_cancel_credits_nothing(client, user):
-    cid = checkout_id(client.post(TOPUP, {"amount": "20"}))
-    response = client.post(CHECKOUT, {"checkout_id": cid, "action": "cancel"}, follow=True)
+    cid = checkout(client.post(TOPUP, {"amount": "20", **nonce(client)}))
+    response = client.post(CHECKOUT, {**cid, "action": "cancel"}, follow=True)
     assert "Top-up cancelled. Nothing was charged." in text(response)
-    assert client.post(CHECKOUT, {"checkout_id": cid, "action": "pay"}).status_code == 302
+    assert client.post(CHECKOUT, {**cid, "action": "pay"}).status_code == 302
     assert Transaction.objects.count() == 0
 
 
 def test_a_forged_checkout_id_credits_nothing(client):
     response = client.post(CHECKOUT, {"checkout_id": "forged", "action": "pay"}, follow=True)
-    assert "finished or unknown" in text(response)
+    assert "Nothing was charged" in text(response)
     assert Transaction.objects.count() == 0
 
 
 def test_checkout_of_another_session_credits_nothing(client, user):
-    cid = checkout_id(client.post(TOPUP, {"amount": "20"}))
+    cid = checkout(client.post(TOPUP, {"amount": "20", **nonce(client)}))
     other = Client()
     other.force_login(UserFactory())
-    other.post(CHECKOUT, {"checkout_id": cid, "action": "pay"})
+    other.post(CHECKOUT, {**cid, "action": "pay"})
     assert Transaction.objects.count() == 0
 
 
 @pytest.mark.parametrize("amount", ["0", "0.5", "100000.01", "1.234", "-5", "abc", ""])
 def test_bad_amounts_are_field_errors_and_change_nothing(client, amount):
-    response = client.post(TOPUP, {"amount": amount})
-    assert response.status_code == 200
+    response = client.post(TOPUP, {"amount": amount, **nonce(client)})
+    assert response.status_code == 400
     assert "amount" in response.context["form"].errors
     assert 'class="field-error"' in text(response)
     assert f'value="{amount}"' in text(response) or amount == ""
@@ -100,12 +109,13 @@ def test_bad_amounts_are_field_errors_and_change_nothing(client, amount):
 
 
 def test_topups_unavailable_when_mock_payments_are_off(client, user, settings):
-    cid = checkout_id(client.post(TOPUP, {"amount": "20"}))
+    cid = checkout(client.post(TOPUP, {"amount": "20", **nonce(client)}))
+    form_nonce = nonce(client)
     settings.MOCK_PAYMENTS_ENABLED = False
-    for response in (client.get(TOPUP), client.post(TOPUP, {"amount": "20"})):
+    for response in (client.get(TOPUP), client.post(TOPUP, {"amount": "20", **form_nonce})):
         assert response.status_code == 200
         assert "Top-ups are unavailable right now" in text(response)
-    paid = client.post(CHECKOUT, {"checkout_id": cid, "action": "pay"}, follow=True)
+    paid = client.post(CHECKOUT, {**cid, "action": "pay"}, follow=True)
     assert "Top-ups are unavailable right now." in text(paid)
     assert Transaction.objects.count() == 0
     assert 'href="/account/topup/"' not in text(client.get("/account/")).split("</header>")[1]

@@ -164,9 +164,7 @@ def test_amounts_and_dates_are_formatted_for_the_locale():
         r"\d{1,2} (января|февраля|марта|апреля|мая|июня|июля|августа|сентября|октября|ноября|декабря) \d{4}",
         ru_profile,
     )
-    assert re.search(
-        r"<dd>(Jan|Feb|March|April|May|June|July|Aug|Sept|Oct|Nov|Dec)\.? \d{1,2}, \d{4}</dd>", en_profile
-    )
+    assert re.search(r"<dd>\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}</dd>", en_profile)
 
 
 def test_password_reset_email_in_the_page_language(mailoutbox):

@@ -37,6 +37,11 @@ def text(response) -> str:
     return response.content.decode()
 
 
+def nonce(client, path: str = BUY) -> str:
+    """The one-time nonce the page renders into its money form."""
+    return re.search(r'name="nonce" value="([^"]+)"', text(client.get(path))).group(1)
+
+
 def shown_token(response) -> str:
     return re.search(r'data-testid="token-value"[^>]*>([^<]+)</textarea>', text(response)).group(1)
 
@@ -69,7 +74,9 @@ def test_review_step_shows_price_and_changes_nothing(client, user):
 
 def test_confirm_buys_and_shows_the_token_once(client, user):
     fund(user, "50")
-    response = client.post(BUY, {"duration_hours": "24", "scope": "full", "step": "confirm"})
+    response = client.post(
+        BUY, {"duration_hours": "24", "scope": "full", "step": "confirm", "nonce": nonce(client)}
+    )
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     plaintext = shown_token(response)
@@ -98,7 +105,9 @@ def test_confirm_buys_and_shows_the_token_once(client, user):
 
 def test_copy_button_degrades_without_javascript(client, user):
     fund(user, "5")
-    body = text(client.post(BUY, {"duration_hours": "1", "scope": "full", "step": "confirm"}))
+    body = text(
+        client.post(BUY, {"duration_hours": "1", "scope": "full", "step": "confirm", "nonce": nonce(client)})
+    )
     assert re.search(r'<textarea[^>]*readonly[^>]*data-testid="token-value"', body)
     assert re.search(
         r'<button type="button" class="secondary copy-button" data-copy-target="token-\d+" hidden>', body
@@ -108,7 +117,9 @@ def test_copy_button_degrades_without_javascript(client, user):
 
 def test_insufficient_balance_is_a_clear_error_and_changes_nothing(client, user):
     fund(user, "5")
-    response = client.post(BUY, {"duration_hours": "24", "scope": "full", "step": "confirm"})
+    response = client.post(
+        BUY, {"duration_hours": "24", "scope": "full", "step": "confirm", "nonce": nonce(client)}
+    )
     assert response.status_code == 402
     assert "Insufficient balance: 5.00 ZNC available, 18.00 ZNC needed." in text(response)
     assert re.search(r'<input type="radio" name="duration_hours" value="24"[^>]*checked>', text(response))
@@ -127,8 +138,8 @@ def test_insufficient_balance_is_a_clear_error_and_changes_nothing(client, user)
 )
 def test_bad_choices_are_field_errors_and_change_nothing(client, user, data, field):
     fund(user, "50")
-    response = client.post(BUY, {**data, "step": "confirm"})
-    assert response.status_code == 200 and field in response.context["form"].errors
+    response = client.post(BUY, {**data, "step": "confirm", "nonce": nonce(client)})
+    assert response.status_code == 400 and field in response.context["form"].errors
     assert 'class="field-error"' in text(response)
     assert AccessToken.objects.count() == 0
     user.refresh_from_db()

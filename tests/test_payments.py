@@ -2,6 +2,7 @@
 signatures and unknown payments refused, the staff simulation, the mock checkout page, the
 admin action, and the YooKassa adapter against a local stand-in of its API."""
 
+import re
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from payments.models import ExchangeRate, Payment, PaymentStatus
 from payments.providers import SIGNATURE_HEADER, mock_signature
 from payments.services import payment_callback_process
 from tests.concurrency import run_threads
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory, staff_with
 from tests.payments_support import CALLBACK, PURCHASE, callback_body, pay, post_callback, start_payment
 from tests.test_ledger import assert_ledger_consistent
 from tests.yookassa_standin import SECRET_KEY, SHOP_ID, YooKassaStandIn
@@ -230,7 +231,7 @@ def simulate(client, payment_id):
 
 
 def test_staff_simulates_a_pending_mock_payment_once(user):
-    staff = UserFactory(is_staff=True)
+    staff = staff_with("payments.complete_payment")
     client = APIClient()
     client.force_authenticate(staff)
     payment = start_payment(user, "30")
@@ -259,17 +260,25 @@ def page_client(user) -> Client:
     return client
 
 
+def page_nonce(response) -> str:
+    return re.search(r'name="nonce" value="([^"]+)"', response.content.decode()).group(1)
+
+
+def topup_nonce(client) -> str:
+    return page_nonce(client.get(reverse("currency:topup")))
+
+
 def test_topup_page_creates_a_payment_and_pay_credits_once(user):
     client = page_client(user)
-    response = client.post(reverse("currency:topup"), {"amount": "120.00"})
+    response = client.post(reverse("currency:topup"), {"amount": "120.00", "nonce": topup_nonce(client)})
     assert response.status_code == 200
     payment = Payment.objects.get(user=user)
     assert payment.provider_payment_id in response.content.decode()
-    form = {"checkout_id": payment.provider_payment_id, "action": "pay"}
+    form = {"checkout_id": payment.provider_payment_id, "action": "pay", "nonce": page_nonce(response)}
     first = client.post(reverse("currency:mock-checkout"), form)
     assert first.status_code == 302 and first.url == reverse("accounts:dashboard")
     second = client.post(reverse("currency:mock-checkout"), form)
-    assert second.status_code == 302 and second.url == reverse("currency:topup")
+    assert second.status_code == 200 and 'data-testid="already-made"' in second.content.decode()
     assert deposits(user).count() == 1
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.SUCCEEDED
@@ -282,7 +291,8 @@ def test_checkout_url_page_and_cancel(user):
     page = client.get(urlsplit(payment.checkout_url).path)
     assert page.status_code == 200 and "75" in page.content.decode()
     client.post(
-        reverse("currency:mock-checkout"), {"checkout_id": payment.provider_payment_id, "action": "cancel"}
+        reverse("currency:mock-checkout"),
+        {"checkout_id": payment.provider_payment_id, "action": "cancel", "nonce": page_nonce(page)},
     )
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.CANCELED
@@ -406,9 +416,9 @@ def test_yookassa_notification_is_verified_with_the_api_and_credited_once(
 
 def test_yookassa_unknown_or_forged_payment_ids(api_client, yookassa, rub_rate):
     response = notify(api_client, "00000000-0000-0000-0000-000000000000")
-    assert response.status_code == 502  # YooKassa does not know it: nothing to trust
-    assert not Transaction.objects.exists()
-    assert AuditLog.objects.filter(action="payment.callback_rejected").exists()
+    assert response.status_code == 404  # not one of ours: YooKassa is not even asked
+    assert not Transaction.objects.exists() and yookassa.requests == []
+    assert AuditLog.objects.get(action="payment.callback").details["outcome"] == "unknown_payment"
 
 
 def test_yookassa_amount_mismatch_is_refused_and_suspicious(api_client, user, yookassa, rub_rate):
@@ -567,7 +577,7 @@ def test_admin_pages_render(client):
 
 def test_topup_page_redirects_to_yookassa_checkout(user, yookassa, rub_rate):
     client = page_client(user)
-    response = client.post(reverse("currency:topup"), {"amount": "100.00"})
+    response = client.post(reverse("currency:topup"), {"amount": "100.00", "nonce": topup_nonce(client)})
     payment = Payment.objects.get(user=user)
     assert response.status_code == 302 and response.url == payment.checkout_url
     assert payment.provider == "yookassa" and payment.status == PaymentStatus.PENDING

@@ -78,6 +78,19 @@ def test_location_and_cookies(rw):
     assert rw.set_cookie(b"c=3") == b"c=3"
 
 
+def test_proxy_origin_rewrite():
+    """Browser mode: absolute upstream URLs become PROXY_ORIGIN/…, root-relative ones stay."""
+    rw = rewriter("http://127.0.0.1:9000", "http://localhost:8000", "")
+    assert rw.location("http://127.0.0.1:9000/login?x=1") == "http://localhost:8000/login?x=1"
+    assert rw.location("/root-relative") == "/root-relative"
+    assert rw.set_cookie(b"a=1; Domain=127.0.0.1; Path=/app; HttpOnly") == b"a=1; Path=/app; HttpOnly"
+    body = BodyRewriter(rw)
+    out = body.feed(b'<a href="http://127.0.0.1:9000/a">x</a><a href="/b">') + body.flush()
+    assert out == b'<a href="http://localhost:8000/a">x</a><a href="/b">'
+    base = rewriter("https://zen.local/base/", "https://proxy.example.com", "")
+    assert base.location("/base/y") == "/y"
+
+
 def test_upstream_with_a_base_path():
     rw = rewriter("https://zen.local/base/", "https://zz.example.com")
     assert rw.location("https://zen.local/base/x") == f"{PROXY}/x"
@@ -92,7 +105,7 @@ def test_upstream_with_a_base_path():
 
 def test_paths_and_scope():
     prefix = b"/api/v1/proxy"
-    assert upstream_path(prefix + b"/a/b/%2e%2e/c") == ("/a/c", [b"a", b"c"])
+    assert upstream_path(prefix + b"/a/b/../c") == ("/a/c", [b"a", b"c"])
     assert upstream_path(prefix + b"/a/./b/") == ("/a/b/", [b"a", b"b", b""])
     assert upstream_path(prefix + b"/a%20b/c%2Fd")[0] == "/a%20b/c%2Fd"
     assert upstream_path(prefix + b"/../x") is None
@@ -103,11 +116,58 @@ def test_paths_and_scope():
         b"/certificates",
         b"/certificatesX/a",
         b"/other/certificates/a",
-        b"/certificates/a%2F..%2F..%2Fx",
+        b"/certificates/a%2Fx",
     ):
         assert not scope_allows("certificates_only", upstream_path(prefix + path)[1]), path
-    assert not scope_allows("certificates_only", upstream_path(prefix + b"/certificates/a%5C..%5Cx")[1])
+    assert not scope_allows("certificates_only", upstream_path(prefix + b"/certificates/a%5Cx")[1])
     assert not scope_allows(None, ok)
+
+
+# Path parameters and encodings as Tomcat/Spring read them (issue 11, item 4): every way of
+# writing ".." other than the literal one is refused, wherever it sits.
+JAVA_ESCAPES = [
+    b"/certificates/..;/admin",
+    b"/certificates/..;jsessionid=x/admin",
+    b"/certificates/..%3b/admin",
+    b"/certificates/..%3B/admin",
+    b"/certificates/%2e%2e;/admin",
+    b"/certificates/%2e%2e%3b/admin",
+    b"/certificates/%2e%2e/admin",
+    b"/certificates/%252e%252e/admin",
+    b"/certificates/%252e%252e%253b/admin",
+    b"/certificates/.%2e/admin",
+    b"/certificates/..%2fadmin",
+    b"/certificates/..%2Fadmin",
+    b"/certificates/..%252fadmin",
+    b"/certificates/..%5cadmin",
+    b"/certificates/..\\admin",
+    b"/certificates/a%2F..%2F..%2Fadmin",
+    b"/certificates/.;/../../admin",
+    b"/certificates/%2e;x/admin",
+    b"/..;/certificates/x",
+    b"/../certificates/x",
+    b"/certificates/../../x",
+]
+
+
+@pytest.mark.parametrize("path", JAVA_ESCAPES)
+def test_java_path_parameter_escapes_are_refused(path):
+    assert upstream_path(b"/api/v1/proxy" + path) is None, path
+
+
+def test_java_path_parameters_are_read_as_java_reads_them():
+    prefix = b"/api/v1/proxy"
+    # A parameter ends the segment's name for the scope check; the client's segment goes through.
+    path, names = upstream_path(prefix + b"/certificates;jsessionid=abc/list;v=1")
+    assert path == "/certificates;jsessionid=abc/list;v=1" and names == [b"certificates", b"list"]
+    assert scope_allows("certificates_only", names)
+    # An encoded ";" is part of the name for Tomcat: "certificates;x" is not "certificates".
+    assert not scope_allows("certificates_only", upstream_path(prefix + b"/certificates%3bx/a")[1])
+    # Literal dot segments are resolved before the scope check.
+    path, names = upstream_path(prefix + b"/certificates/../admin")
+    assert path == "/admin" and not scope_allows("certificates_only", names)
+    path, names = upstream_path(prefix + b"/certificates/a/../b")
+    assert path == "/certificates/b" and scope_allows("certificates_only", names)
 
 
 def test_accept_encoding_keeps_only_decodable_codings():

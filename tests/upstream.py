@@ -9,12 +9,15 @@ imported by the `tests/test_proxy*.py` modules.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import hashlib
 import json
 import socket
+import struct
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -156,6 +159,26 @@ class Upstream:
     async def status(self, request: web.Request) -> web.Response:
         return web.Response(status=int(request.match_info["code"]), text="status")
 
+    # --- browser mode (tests/test_browser_proxy.py, tests/test_proxy_origin.py)
+    async def attack(self, request: web.Request) -> web.Response:
+        """Hostile upstream content: reads the cookies, calls the platform's API and tries to buy a
+        token with the customer's credentials. What it managed is left in window.__result."""
+        return web.Response(text=ATTACK_HTML, content_type="text/html")
+
+    async def render(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "logo.png":
+            return web.Response(body=PNG_4X3, content_type="image/png")
+        body, ctype = RENDER_FILES[name]
+        return web.Response(text=body, content_type=ctype)
+
+    async def evil_cookie(self, request: web.Request) -> web.Response:
+        """An upstream trying to overwrite the proxy origin's session cookie (and one harmless)."""
+        resp = web.Response(text="cookies", headers={"Location": f"{self.base}/render/index.html"})
+        resp.headers.add("Set-Cookie", "zz_proxy=stolen; Path=/")
+        resp.headers.add("Set-Cookie", "upstream_pref=1; Domain=127.0.0.1; Path=/")
+        return resp
+
     # --- lifecycle
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -170,6 +193,9 @@ class Upstream:
         app.router.add_get("/big", self.big)
         app.router.add_get("/slow", self.slow)
         app.router.add_get("/status/{code}", self.status)
+        app.router.add_get("/attack.html", self.attack)
+        app.router.add_get("/render/{name}", self.render)
+        app.router.add_get("/evil-cookie", self.evil_cookie)
         app.router.add_route("*", "/{tail:.*}", self.echo)
         self.runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())
@@ -194,18 +220,33 @@ class Upstream:
 
 
 class LiveServer:
-    """An ASGI app under a real uvicorn on 127.0.0.1 in a background thread."""
+    """An ASGI app under a real uvicorn on 127.0.0.1 in a background thread. With `loopback_names`
+    it also listens on [::1] (same port), so both http://127.0.0.1:<port> and
+    http://localhost:<port> reach it whichever address a browser picks for "localhost"."""
 
-    def __init__(self, app):
-        self.port = free_port()
+    def __init__(self, app, *, loopback_names: bool = False, http: str = "auto"):
+        self.sockets = None
+        if loopback_names:
+            self.sockets = _loopback_sockets()
+            self.port = self.sockets[0].getsockname()[1]
+        else:
+            self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # proxy_headers off: the client (127.0.0.1) is not a trusted proxy, so a spoofed
         # X-Forwarded-For must not become the client address.
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning", proxy_headers=False
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="on",
+            log_level="warning",
+            proxy_headers=False,
+            http=http,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": self.sockets}, name="test-uvicorn", daemon=True
+        )
 
     def start(self) -> LiveServer:
         self.thread.start()
@@ -219,6 +260,97 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def _loopback_sockets() -> list[socket.socket]:
+    """Listening sockets on 127.0.0.1 and, where the host has IPv6, [::1], on one free port."""
+    for _ in range(20):
+        v4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        v4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        v4.bind(("127.0.0.1", 0))
+        port = v4.getsockname()[1]
+        try:
+            v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            v6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            v6.bind(("::1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                v4.close()
+                continue
+            return [v4]  # no IPv6 on this host: "localhost" is 127.0.0.1 only
+        return [v4, v6]
+    raise RuntimeError("no free port on both loopback addresses")
+
+
+# --- pages of the browser-mode tests ---------------------------------------------------------
+ATTACK_HTML = """<!doctype html><html><head><title>Upstream page</title></head><body>
+<h1>Upstream page (hostile script)</h1>
+<pre id="out" style="white-space: pre-wrap; max-width: 900px">running</pre>
+<script>
+(async () => {
+  const site = new URLSearchParams(location.search).get("site") || "";
+  const r = {origin: location.origin, ran: true};
+  try { r.cookie = document.cookie; } catch (e) { r.cookie = "error:" + e.name; }
+  async function attempt(name, url, init) {
+    try {
+      const resp = await fetch(url, Object.assign({credentials: "include"}, init || {}));
+      r[name] = {status: resp.status, body: (await resp.text()).slice(0, 4000)};
+    } catch (e) { r[name] = "error:" + e.name; }
+  }
+  await attempt("me_here", "/api/v1/users/me");
+  await attempt("me_site", site + "/api/v1/users/me");
+  await attempt("buy_here", "/api/v1/tokens/purchase", {method: "POST",
+    headers: {"Content-Type": "application/json"}, body: JSON.stringify({duration_hours: 1})});
+  await attempt("buy_site", site + "/api/v1/tokens/purchase", {method: "POST",
+    headers: {"Content-Type": "application/json"}, body: JSON.stringify({duration_hours: 1})});
+  await attempt("buy_form", site + "/api/v1/tokens/purchase", {method: "POST", mode: "no-cors",
+    headers: {"Content-Type": "text/plain"}, body: JSON.stringify({duration_hours: 1})});
+  window.__result = r;
+  const summary = {};
+  for (const [k, v] of Object.entries(r)) summary[k] = (v && v.status !== undefined) ? "HTTP " + v.status : v;
+  document.getElementById("out").textContent = JSON.stringify(summary, null, 1);
+  document.title = "done";
+})();
+</script></body></html>"""
+
+RENDER_FILES = {
+    "index.html": (
+        """<!doctype html><html><head><title>Render</title>
+<link rel="stylesheet" href="/render/style.css"></head><body>
+<div id="box">styled box</div><img id="logo" src="/render/logo.png" alt="logo">
+<p id="status">script did not run</p><a id="next" href="/render/second.html">second page</a>
+<script src="/render/app.js"></script></body></html>""",
+        "text/html",
+    ),
+    "second.html": (
+        """<!doctype html><html><head><title>Second</title>
+<link rel="stylesheet" href="/render/style.css"></head><body><h1 id="box">second page</h1>
+</body></html>""",
+        "text/html",
+    ),
+    "style.css": (
+        "#box { color: rgb(10, 120, 30); border: 3px solid rgb(200, 0, 0); padding: 8px; }"
+        " #logo { width: 120px; height: 90px; image-rendering: pixelated; }",
+        "text/css",
+    ),
+    "app.js": (
+        'document.getElementById("status").textContent = "script ran"; window.__ran = true;',
+        "application/javascript",
+    ),
+}
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+PNG_4X3 = _png(4, 3, (30, 90, 200))
 
 
 # --- fixtures -------------------------------------------------------------------------------

@@ -7,11 +7,9 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.templatetags.pages import money
 from audit.services import audit_record
-from tokens.models import AccessToken, TokenState
+from tokens.models import REVOKE_PERMISSION, AccessToken, TokenState
 from tokens.services import token_revoke
 from zenzefi.errors import ApplicationError, Conflict
-
-REVOKE_PERMISSION = "tokens.revoke_token"
 
 
 class TokenStateFilter(admin.SimpleListFilter):

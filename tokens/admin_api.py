@@ -9,10 +9,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tokens import selectors, services
+from tokens.models import REVOKE_PERMISSION
 from tokens.serializers import AccessTokenSerializer
 from zenzefi.errors import InvalidInput
 from zenzefi.params import parse_bool
-from zenzefi.permissions import IsStaff
+from zenzefi.permissions import StaffPermission
 
 
 class AdminTokenSerializer(AccessTokenSerializer):
@@ -47,7 +48,8 @@ def parse_user_id(raw: str | None) -> int | None:
 class AdminTokenListView(ListAPIView):
     """Every user's tokens, newest first; optional `user_id`, `active_only`, `skip`, `limit`."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [StaffPermission]
+    staff_permissions = {"GET": ("tokens.view_accesstoken",)}
     serializer_class = AdminTokenSerializer
     filter_backends = []
 
@@ -72,7 +74,8 @@ class AdminTokenListView(ListAPIView):
 class AdminTokenRevokeView(APIView):
     """Force-revoke any user's token without refund (404 unknown, 409 already revoked)."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [StaffPermission]
+    staff_permissions = {"DELETE": (REVOKE_PERMISSION,)}  # the admin's revoke actions
 
     @extend_schema(responses={200: ForceRevokeResultSerializer})
     def delete(self, request, token_id: int):

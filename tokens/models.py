@@ -8,6 +8,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+# The admin's revoke actions and the staff API's force revoke (`DELETE admin/tokens/{id}`).
+REVOKE_PERMISSION = "tokens.revoke_token"
+
 
 class Scope(models.TextChoices):
     FULL = "full", _("Full access")

@@ -98,6 +98,11 @@ class WebhookDelivery(models.Model):
     claimed_until = models.DateTimeField(
         null=True, blank=True, editable=False, verbose_name=_("claimed until")
     )
+    # Who holds the lease: "<Celery task id>:<retries>" of the message that claimed it. The
+    # same message redelivered after its worker died may take the lease over at once.
+    claimed_by = models.CharField(
+        max_length=255, blank=True, default="", editable=False, verbose_name=_("claimed by")
+    )
     replay_of = models.ForeignKey(
         "self",
         null=True,

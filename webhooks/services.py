@@ -156,15 +156,21 @@ class AttemptOutcome:
     retry_in: int | None = None  # seconds until the next attempt, when one is due
 
 
-def _claim(delivery_id: int, now: datetime) -> bool:
+def _claim(delivery_id: int, now: datetime, claim_key: str = "") -> bool:
+    """Take the delivery's lease (conditional UPDATE: one caller wins). Free rows, expired
+    leases, and a lease held under the same `claim_key` can be taken: a message redelivered
+    after its worker was killed carries the same task id and retry count, so it goes out at once
+    instead of waiting for the old lease; any other message waits for the lease."""
     lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT * 3 + 30)
+    claimable = Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING]) | Q(
+        status=DeliveryStatus.SENDING, claimed_until__lt=now
+    )
+    if claim_key:
+        claimable |= Q(status=DeliveryStatus.SENDING, claimed_by=claim_key)
     return bool(
         WebhookDelivery.objects.filter(pk=delivery_id)
-        .filter(
-            Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
-            | Q(status=DeliveryStatus.SENDING, claimed_until__lt=now)
-        )
-        .update(status=DeliveryStatus.SENDING, claimed_until=lease)
+        .filter(claimable)
+        .update(status=DeliveryStatus.SENDING, claimed_until=lease, claimed_by=claim_key)
     )
 
 
@@ -228,11 +234,14 @@ def _track_endpoint(endpoint: WebhookEndpoint, *, ok: bool, now: datetime) -> No
         )
 
 
-def webhook_delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> AttemptOutcome:
+def webhook_delivery_attempt(
+    *, delivery_id: int, now: datetime | None = None, claim_key: str = ""
+) -> AttemptOutcome:
     """Make one attempt of a delivery and record it. Safe to call twice or concurrently: only
-    the caller that claims the row (pending/retrying → sending) sends."""
+    the caller that claims the row (pending/retrying → sending) sends. `claim_key` names the
+    task message ("<task id>:<retries>"); its redelivery may take over its own lease."""
     now = now or timezone.now()
-    if not _claim(delivery_id, now):
+    if not _claim(delivery_id, now, claim_key):
         status = WebhookDelivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
         return AttemptOutcome(status=status or "missing")
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
@@ -244,6 +253,7 @@ def webhook_delivery_attempt(*, delivery_id: int, now: datetime | None = None) -
             last_error="The endpoint is disabled.",
             next_attempt_at=None,
             claimed_until=None,
+            claimed_by="",
         )
         return AttemptOutcome(status=DeliveryStatus.FAILED)
 
@@ -282,6 +292,7 @@ def webhook_delivery_attempt(*, delivery_id: int, now: datetime | None = None) -
             next_attempt_at=finished + timedelta(seconds=retry_in) if retry_in is not None else None,
             delivered_at=finished if ok else None,
             claimed_until=None,
+            claimed_by="",
         )
         _track_endpoint(endpoint, ok=ok, now=finished)
     return AttemptOutcome(status=status, retry_in=retry_in)

@@ -2,7 +2,9 @@
 
 Only http/https. Every address the host resolves to must be a public unicast address: loopback,
 private, link-local (incl. 169.254.169.254 metadata), multicast, reserved, unspecified, shared
-(CGNAT) and IPv4-mapped forms of those are refused. Hosts listed in WEBHOOK_ALLOWED_HOSTS
+(CGNAT), and IPv6 forms embedding such an IPv4 address (IPv4-mapped, 6to4 2002::/16, Teredo
+2001::/32, NAT64 64:ff9b::/96, IPv4-compatible ::/96) are refused, as is all of the local-use
+NAT64 prefix 64:ff9b:1::/48. Hosts listed in WEBHOOK_ALLOWED_HOSTS
 (hostnames or IP literals, for an operator's internal receiver and for tests) skip the address
 check. At delivery the request goes to the address that was checked (the hostname is kept for
 `Host` and TLS), so a DNS answer that changes between check and connect cannot redirect it.
@@ -57,17 +59,52 @@ def _allowed(host: str) -> bool:
     return _normalise_host(host) in allowed
 
 
-def address_refused(address: str) -> str | None:
-    """Why this address may not be a webhook target, or None if it is a public unicast address."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+# IPv6 forms that carry an IPv4 address inside (RFC 3056 6to4, RFC 4380 Teredo, RFC 6052/8215
+# NAT64, the deprecated IPv4-compatible ::a.b.c.d): a gateway on the way may deliver to that IPv4.
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local use (RFC 8215): never a public target
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
+    if ip.sixtofour is not None:
+        found.append(("6to4", ip.sixtofour))
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        found += [("Teredo", server), ("Teredo", client)]
+    if ip in NAT64_WELL_KNOWN or ip in NAT64_LOCAL:
+        found.append(("NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+    if ip in IPV4_COMPATIBLE and int(ip) > 1:
+        found.append(("IPv4-compatible", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+    return found
+
+
+def _refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     for attribute in ("loopback", "private", "link_local", "multicast", "reserved", "unspecified"):
         if getattr(ip, f"is_{attribute}"):
             return attribute.replace("_", "-")
     if not ip.is_global:
         return "not-global"
     return None
+
+
+def address_refused(address: str) -> str | None:
+    """Why this address may not be a webhook target, or None if it is a public unicast address.
+    IPv6 forms that embed an IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64, IPv4-compatible)
+    are judged by the embedded address too."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in NAT64_LOCAL:
+            return "local-use NAT64"
+        else:
+            for form, embedded in _embedded_ipv4(ip):
+                reason = _refused(embedded)
+                if reason:
+                    return f"{reason} ({form} of {embedded})"
+    return _refused(ip)
 
 
 def _split(url: str):

@@ -40,7 +40,17 @@ class RedisKV:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            client = self._async_module.Redis.from_url(self._url)
+            # A blocking pool: under a burst a request waits (bounded) for a free connection
+            # instead of failing with "Too many connections" (issue 11, item 4).
+            timeout = getattr(settings, "REDIS_SOCKET_TIMEOUT", None)
+            pool = self._async_module.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=settings.REDIS_POOL_SIZE,
+                timeout=settings.REDIS_POOL_TIMEOUT,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+            )
+            client = self._async_module.Redis(connection_pool=pool)
             self._async_clients[loop] = client
         return client
 

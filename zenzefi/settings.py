@@ -6,6 +6,7 @@ SQLite, a file cache shared by every local process, and a file-system Celery bro
 Every setting is listed in `.env.example`.
 """
 
+import warnings
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,8 @@ VAR_DIR = BASE_DIR / environ.Env().str("ZENZEFI_VAR_DIR", default="var")
 
 env = environ.Env()
 # A local `.env` (written by scripts/start) fills in what the real environment does not set.
-if (BASE_DIR / ".env").exists():
+# ZENZEFI_READ_DOTENV=false skips it: the test suite (pytest.ini) and the smoke test never read it.
+if env.bool("ZENZEFI_READ_DOTENV", default=True) and (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # --- Core -------------------------------------------------------------------------------
@@ -45,7 +47,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",  # refresh JWTs revoked on password change/deactivation
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets as static files: no CDN (issue 12)
     "django_filters",
     "django_celery_beat",
     "django_prometheus",
@@ -117,8 +121,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;",
     }
 else:
+    # Persistent connections are per thread: bounded because every server runs Django on a fixed
+    # number of threads (DJANGO_THREADS under ASGI, gunicorn's threads under WSGI).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Under ASGI (zenzefi/asgi.py) Django's pages and API run as WSGI on this many threads per worker
+# process, which bounds its PostgreSQL connections; 0 = Django's own ASGI handler (a thread per request).
+DJANGO_THREADS = env.int("DJANGO_THREADS", default=4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (shared by every process: a revocation must reach all of them) -----------------
@@ -177,6 +186,8 @@ LANGUAGES = [("ru", "Русский"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
+# One date format per language on every page (zenzefi/formats/<lang>/formats.py).
+FORMAT_MODULE_PATH = ["zenzefi.formats"]
 USE_TZ = True
 
 # --- Static files -------------------------------------------------------------------------
@@ -214,6 +225,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "zenzefi.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's defaults, with a JSON parser that answers 400 (not 500) to too-deep nesting.
+    "DEFAULT_PARSER_CLASSES": [
+        "zenzefi.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -229,6 +246,13 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": True,
+    # Sessions never outlive a password (issue 11 item 5, docs/security.md): every refresh is
+    # single-use (rotated, the old one blacklisted); accounts.services.user_sessions_revoke
+    # blacklists all of a user's refresh JWTs; access JWTs carry a hash of the password hash
+    # and stop working when it changes (and at once for inactive users).
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "CHECK_REVOKE_TOKEN": True,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -238,11 +262,19 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc load their assets from our static files (drf-spectacular-sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No call to swagger.io's online validator either.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Rate limits (django-ratelimit; counters in the default cache) ------------------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 AUTH_RATE_LIMIT = env.str("AUTH_RATE_LIMIT", default="5/h")
+# Payment provider callbacks (`POST webhooks/payment`) per client IP; 429 with Retry-After beyond.
+PAYMENT_CALLBACK_RATE_LIMIT = env.str("PAYMENT_CALLBACK_RATE_LIMIT", default="120/m")
 
 # --- Money and prices ---------------------------------------------------------------------
 MOCK_PAYMENTS_ENABLED = env.bool("MOCK_PAYMENTS_ENABLED", default=DEBUG)
@@ -284,6 +316,34 @@ PROXY_COUNTER_FLUSH_SECONDS = env.float("PROXY_COUNTER_FLUSH_SECONDS", default=1
 # Browser mode: the httponly cookie set by POST /api/v1/proxy/session and its lifetime cap.
 PROXY_SESSION_COOKIE = env.str("PROXY_SESSION_COOKIE", default="zz_proxy")
 PROXY_SESSION_COOKIE_MAX_AGE = env.int("PROXY_SESSION_COOKIE_MAX_AGE", default=12 * 3600)
+
+
+def _other_loopback(url: str) -> str:
+    """BACKEND_URL on the other loopback name (same scheme and port), "" for any other host."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    other = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(parts.hostname or "")
+    if not other:
+        return ""
+    return f"{parts.scheme}://{other}{f':{parts.port}' if parts.port else ''}"
+
+
+# Browser mode's own origin (SPEC §8, docs/proxy-origin.md): requests whose Host is this origin's
+# host[:port] go to the upstream, path for path; no platform page, API or cookie is reachable there.
+# Default: BACKEND_URL on the other loopback name; production: a host name of its own (e.g.
+# https://proxy.example.com). Empty (a non-loopback BACKEND_URL and no value): browser mode is off.
+PROXY_ORIGIN = env.str("PROXY_ORIGIN", default="") or _other_loopback(BACKEND_URL)
+# Lifetime of the one-time browser-mode link from POST /api/v1/proxy/session (seconds).
+PROXY_ENTRY_TTL = env.int("PROXY_ENTRY_TTL", default=60)
+# Longest silence while reading a proxied request body (seconds) -> 408 body_timeout.
+PROXY_BODY_TIMEOUT = env.float("PROXY_BODY_TIMEOUT", default=15.0)
+# Proxied requests in flight per token (429 too_many_concurrent beyond; 0 = no cap).
+PROXY_MAX_CONCURRENT_PER_TOKEN = env.int("PROXY_MAX_CONCURRENT_PER_TOKEN", default=20)
+# The async Redis connection pool per worker process (the proxy's hot path): its size, and how
+# long a request waits for a free connection before it fails (503 service_unavailable).
+REDIS_POOL_SIZE = env.int("REDIS_POOL_SIZE", default=100)
+REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=5.0)
 
 # --- Jobs, retention, backups, webhooks --------------------------------------------------
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=30)
@@ -379,7 +439,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 
 # --- Celery -------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+# "localhost" in the embedded broker's URL: the filesystem transport ignores it, and kombu warns without it.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
@@ -396,8 +457,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# What a task prints (the console email backend's emails) is INFO in the worker's log, not WARNING.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 # --- Logging ------------------------------------------------------------------------------
+# WhiteNoise serves static files with a synchronous iterator; under ASGI Django warns about it on
+# every file (harmless for small static files; the proxy and /health are raw ASGI, never this path).
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # Every line carries the request id (zenzefi.request_id) and passes the redaction filter
 # (Authorization, X-Access-Token, token=… never reach a log); LOG_FORMAT picks the formatter.

@@ -19,13 +19,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
 from audit.services import audit_record, client_ip
-from zenzefi.kv import get_kv
+from zenzefi.kv import RedisKV, get_kv
 from zenzefi.metrics import rate_limit_hits_total
 
 WINDOW_SECONDS = 60
@@ -73,18 +74,20 @@ class TierRateThrottle(BaseThrottle):
         key, tier, actor = self._identity(request)
         kv = get_kv()
         now = time.time()
+        limit = tier_limit(tier)
+        window = int(now // WINDOW_SECONDS)
+        counter = f"rl:api:{key}:{window}"
 
-        ban = kv.get(f"rl:ban:{key}")
+        ban, count = self._ban_and_count(kv, key, counter if limit > 0 else None)
         if ban and float(ban.get("until", 0)) > now:
+            if count is not None:  # a banned request is not counted in the window
+                kv.incr(counter, -1)
             self._wait = max(1.0, float(ban["until"]) - now)
             rate_limit_hits_total.labels(scope="api_ban").inc()
             return False
 
-        limit = tier_limit(tier)
         if limit <= 0:
             return True
-        window = int(now // WINDOW_SECONDS)
-        count = kv.incr(f"rl:api:{key}:{window}", ttl=WINDOW_SECONDS * 2)
         if count <= limit:
             return True
 
@@ -93,6 +96,26 @@ class TierRateThrottle(BaseThrottle):
         if count == limit + 1:  # the first refusal of this window
             self._first_refusal(request, view, key=key, tier=tier, actor=actor, limit=limit, window=window)
         return False
+
+    @staticmethod
+    def _ban_and_count(kv, key: str, counter: str | None) -> tuple[dict | None, int | None]:
+        """The key's ban (or None) and, with a counter, the window's count after this request.
+
+        On Redis both in one round trip (GET, INCRBY and EXPIRE pipelined): the throttle runs on
+        every API request. Elsewhere (the embedded default's cache) one call after the other."""
+        if isinstance(kv, RedisKV):
+            pipe = kv.client.pipeline(transaction=False)
+            pipe.get(kv.full_key(f"rl:ban:{key}"))
+            if counter:
+                pipe.incrby(kv.full_key(counter), 1)
+                pipe.expire(kv.full_key(counter), WINDOW_SECONDS * 2, nx=True)
+            replies = pipe.execute()
+            ban = json.loads(replies[0]) if replies[0] is not None else None
+            return ban, int(replies[1]) if counter else None
+        ban = kv.get(f"rl:ban:{key}")
+        if counter is None or (ban and float(ban.get("until", 0)) > time.time()):
+            return ban, None
+        return ban, kv.incr(counter, ttl=WINDOW_SECONDS * 2)
 
     def _first_refusal(self, request, view, *, key, tier, actor, limit, window) -> None:
         kv = get_kv()

@@ -4,7 +4,10 @@ from monitoring.schedule import schedule_install
 
 
 class Command(BaseCommand):
-    help = "Install or update the periodic jobs (SPEC §10) in django-celery-beat. Safe to run every start."
+    help = (
+        "Repair tool: put every periodic job (SPEC §10) back to the code's task and timing, keeping each "
+        "entry's enabled switch. Not needed at start: `migrate` creates missing jobs and keeps edits."
+    )
 
     def handle(self, *args, **options):
         result = schedule_install()
