@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -16,8 +16,10 @@ from accounts import services
 from accounts.models import Tier, User
 from zenzefi.amounts import AmountField
 from zenzefi.errors import InvalidInput
+from zenzefi.fields import StrictJSONMixin
 from zenzefi.params import parse_optional_bool
 from zenzefi.permissions import StaffPermission
+from zenzefi.schema import api_errors
 
 ADJUSTMENT_LIMIT = Decimal("1000000")
 # The Django admin's codenames for the same acts (accounts/admin.py).
@@ -76,7 +78,7 @@ class AdminUserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BalanceAdjustmentSerializer(serializers.Serializer):
+class BalanceAdjustmentSerializer(StrictJSONMixin, serializers.Serializer):
     amount = AmountField(
         max_digits=12,
         decimal_places=2,
@@ -92,7 +94,7 @@ class BalanceAdjustmentSerializer(serializers.Serializer):
         return value
 
 
-class AdminUserUpdateSerializer(serializers.Serializer):
+class AdminUserUpdateSerializer(StrictJSONMixin, serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
     balance_adjustment = BalanceAdjustmentSerializer(
@@ -122,7 +124,7 @@ class AdminUserListView(ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("search", str, required=False),
+            OpenApiParameter("search", str, required=False, description="Part of username, email or name."),
             OpenApiParameter("is_active", bool, required=False),
         ]
     )
@@ -146,7 +148,33 @@ class AdminUserDetailView(APIView):
             perms.append(ADJUST_BALANCE)
         return tuple(perms)
 
-    @extend_schema(request=AdminUserUpdateSerializer, responses={200: AdminUserSerializer})
+    @extend_schema(
+        request=AdminUserUpdateSerializer,
+        responses={
+            200: AdminUserSerializer,
+            **api_errors(
+                {
+                    400: [
+                        "balance_read_only",
+                        "unknown_field",
+                        "no_changes",
+                        "cannot_deactivate_self",
+                        "invalid_adjustment",
+                        "zero_amount",
+                    ],
+                    402: ["insufficient_funds"],
+                    404: ["user_not_found"],
+                }
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "Credit 50 ZNC",
+                value={"balance_adjustment": {"amount": "50.00", "reason": "Goodwill for downtime"}},
+                request_only=True,
+            )
+        ],
+    )
     def patch(self, request, user_id: int):
         data = request.data
         if hasattr(data, "keys"):

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation.trans_real import parse_accept_lang_header
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -24,6 +24,7 @@ from accounts.serializers import (
 )
 from zenzefi.errors import InvalidInput
 from zenzefi.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
+from zenzefi.schema import api_errors
 
 
 def registration_language(request) -> str:
@@ -47,8 +48,27 @@ class RegisterView(APIView):
 
     @extend_schema(
         request=RegisterSerializer,
-        responses={201: UserSerializer},
-        parameters=[OpenApiParameter("referral_code", str, required=False)],
+        responses={
+            201: UserSerializer,
+            **api_errors({400: ["invalid_referral_code", "duplicate_user"], 429: ["rate_limited"]}),
+        },
+        parameters=[
+            OpenApiParameter(
+                "referral_code", str, required=False, description="Or `referral_code` in the body."
+            )
+        ],
+        examples=[
+            OpenApiExample(
+                "Register",
+                value={
+                    "email": "anna@example.com",
+                    "username": "anna",
+                    "password": "a-long-Passphrase-7",
+                    "full_name": "Anna Petrova",
+                },
+                request_only=True,
+            )
+        ],
     )
     def post(self, request):
         ip_limit_count_attempt(request, "auth.register")
@@ -73,7 +93,18 @@ class LoginView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer})
+    @extend_schema(
+        request=LoginSerializer,
+        responses={
+            200: TokenPairSerializer,
+            **api_errors({401: ["invalid_credentials"], 429: ["rate_limited"]}),
+        },
+        examples=[
+            OpenApiExample(
+                "Log in", value={"username": "anna", "password": "a-long-Passphrase-7"}, request_only=True
+            )
+        ],
+    )
     def post(self, request):
         ip_limit_check(request, "auth.login")
         serializer = LoginSerializer(data=request.data)
@@ -97,7 +128,11 @@ class MeView(APIView):
     def get(self, request):
         return Response(UserSerializer(request.user).data)
 
-    @extend_schema(request=MeUpdateSerializer, responses={200: UserSerializer})
+    @extend_schema(
+        request=MeUpdateSerializer,
+        responses={200: UserSerializer, **api_errors({400: ["unknown_field", "no_changes"]})},
+        examples=[OpenApiExample("Switch to English", value={"language": "en"}, request_only=True)],
+    )
     def patch(self, request):
         """Change `full_name`, `language` and the `notify_*` email preferences. Any other field
         is a 400 (`unknown_field`) and nothing changes; `{}` is a 400 (`no_changes`)."""
@@ -142,6 +177,15 @@ class RefreshSerializer(TokenRefreshSerializer):
         return super().validate(attrs)
 
 
+@extend_schema(
+    responses=api_errors(
+        {
+            400: ["invalid"],
+            401: ["token_not_valid", "no_active_account", "password_changed", "authentication_failed"],
+        }
+    ),
+    examples=[OpenApiExample("Refresh", value={"refresh": "eyJhbGciOi..."}, request_only=True)],
+)
 class RefreshView(TokenRefreshView):
     """A refresh JWT → `{access, refresh}`. Each refresh JWT works once; all of a user's stop
     working when their password changes or they are deactivated."""

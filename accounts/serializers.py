@@ -3,9 +3,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from accounts.models import Language, User
+from zenzefi.fields import StrictJSONMixin
 
 
-class RegisterSerializer(serializers.Serializer):
+class RegisterSerializer(StrictJSONMixin, serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     username = serializers.RegexField(
         r"^[\w.@+-]+\Z",
@@ -42,7 +43,7 @@ class RegisterSerializer(serializers.Serializer):
         return attrs
 
 
-class LoginSerializer(serializers.Serializer):
+class LoginSerializer(StrictJSONMixin, serializers.Serializer):
     username = serializers.CharField(max_length=254, required=False, allow_blank=False)
     email = serializers.CharField(max_length=254, required=False, allow_blank=False)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
@@ -62,7 +63,7 @@ class TokenPairSerializer(serializers.Serializer):
 
 
 class UserSerializer(serializers.ModelSerializer):
-    referred_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    referred_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = User
@@ -88,7 +89,7 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MeUpdateSerializer(serializers.Serializer):
+class MeUpdateSerializer(StrictJSONMixin, serializers.Serializer):
     """`PATCH users/me`: the fields a customer may change about themselves, each optional."""
 
     full_name = serializers.CharField(max_length=255, required=False, allow_blank=True)

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -14,8 +14,10 @@ from bundles.serializers import (
 )
 from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
+from zenzefi.errors import InvalidInput
 from zenzefi.params import parse_bool
 from zenzefi.permissions import StaffPermission
+from zenzefi.schema import api_errors
 
 # The Django admin's codenames for the same acts (bundles/admin.py: the "Deactivate" action is
 # the soft delete and needs delete_tokenbundle, like `DELETE bundles/{id}`).
@@ -55,11 +57,37 @@ class BundleListView(PublicReadStaffWrite, ListAPIView):
         include_inactive = parse_bool(self.request.query_params.get("include_inactive"), "include_inactive")
         return selectors.bundle_list(include_inactive=include_inactive and _sees_inactive(self.request))
 
-    @extend_schema(parameters=[OpenApiParameter("include_inactive", bool, required=False)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "include_inactive", bool, required=False, description="Staff only; ignored for others."
+            )
+        ]
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=TokenBundleWriteSerializer, responses={201: TokenBundleSerializer})
+    @extend_schema(
+        request=TokenBundleWriteSerializer,
+        responses={
+            201: TokenBundleSerializer,
+            **api_errors(
+                {400: ["invalid_name", "invalid_discount", "invalid_token_count", "invalid_duration"]}
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "Weekly trio",
+                value={
+                    "name": "Weekly Trio",
+                    "token_count": 3,
+                    "duration_hours": 168,
+                    "discount_percent": "10",
+                },
+                request_only=True,
+            )
+        ],
+    )
     def post(self, request):
         serializer = TokenBundleWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -70,14 +98,28 @@ class BundleListView(PublicReadStaffWrite, ListAPIView):
 class BundleDetailView(PublicReadStaffWrite, APIView):
     """One bundle (inactive ones only for staff). PATCH changes it, DELETE deactivates it (staff)."""
 
-    @extend_schema(responses={200: TokenBundleSerializer})
+    @extend_schema(responses={200: TokenBundleSerializer, **api_errors({404: ["bundle_not_found"]})})
     def get(self, request, bundle_id: int):
         bundle = selectors.bundle_get(bundle_id=bundle_id, include_inactive=_sees_inactive(request))
         return Response(TokenBundleSerializer(bundle).data)
 
-    @extend_schema(request=TokenBundleWriteSerializer, responses={200: TokenBundleSerializer})
+    @extend_schema(
+        request=TokenBundleWriteSerializer,
+        responses={
+            200: TokenBundleSerializer,
+            **api_errors(
+                {
+                    400: ["no_changes", "invalid_field", "invalid_name", "invalid_discount"],
+                    404: ["bundle_not_found"],
+                }
+            ),
+        },
+        examples=[OpenApiExample("Deeper discount", value={"discount_percent": "20.00"}, request_only=True)],
+    )
     def patch(self, request, bundle_id: int):
         selectors.bundle_get(bundle_id=bundle_id, include_inactive=True)  # 404 before 400
+        if hasattr(request.data, "keys") and not request.data:
+            raise InvalidInput("Nothing to change: give at least one field.", code="no_changes")
         serializer = TokenBundleWriteSerializer(data=request.data, partial=True, instance_id=bundle_id)
         serializer.is_valid(raise_exception=True)
         bundle = services.bundle_update(
@@ -85,7 +127,7 @@ class BundleDetailView(PublicReadStaffWrite, APIView):
         )
         return Response(TokenBundleSerializer(bundle).data)
 
-    @extend_schema(responses={200: TokenBundleSerializer})
+    @extend_schema(responses={200: TokenBundleSerializer, **api_errors({404: ["bundle_not_found"]})})
     def delete(self, request, bundle_id: int):
         bundle = services.bundle_deactivate(bundle_id=bundle_id, actor=request.user, request=request)
         return Response(TokenBundleSerializer(bundle).data)
@@ -101,7 +143,12 @@ class BundlePurchaseView(APIView):
     Idempotency-Key answer shows `token: null`: it is never stored)."""
 
     @extend_schema(
-        request=None, responses={201: BundlePurchaseResultSerializer}, parameters=[IDEMPOTENCY_HEADER]
+        request=None,
+        responses={
+            201: BundlePurchaseResultSerializer,
+            **api_errors({402: ["insufficient_funds", "balance_conflict"], 404: ["bundle_not_found"]}),
+        },
+        parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request, bundle_id: int):
         def buy():

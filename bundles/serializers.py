@@ -8,7 +8,8 @@ from rest_framework.validators import UniqueValidator
 from bundles.models import TokenBundle
 from bundles.pricing import MAX_DISCOUNT, MAX_TOKEN_COUNT
 from tokens.models import Scope
-from tokens.serializers import AccessTokenSerializer
+from tokens.serializers import AccessTokenSerializer, DurationHoursField
+from zenzefi.fields import StrictJSONMixin
 
 DERIVED_PRICE_FIELDS = ("base_price", "total_price", "savings", "price_per_token")
 
@@ -46,7 +47,7 @@ class TokenBundleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TokenBundleWriteSerializer(serializers.Serializer):
+class TokenBundleWriteSerializer(StrictJSONMixin, serializers.Serializer):
     """Staff input for create (all required fields) and PATCH (`partial=True`). Prices are derived:
     sending `base_price`, `total_price`, `savings` or `price_per_token` is a 400."""
 
@@ -62,7 +63,7 @@ class TokenBundleWriteSerializer(serializers.Serializer):
         required=False, allow_blank=True, default="", help_text="The description in Russian."
     )
     token_count = serializers.IntegerField(min_value=1, max_value=MAX_TOKEN_COUNT)
-    duration_hours = serializers.IntegerField(
+    duration_hours = DurationHoursField(
         help_text="One of the priced durations: 1, 12, 24, 168, 720 (TOKEN_PRICE_* settings)."
     )
     scope = serializers.ChoiceField(choices=Scope.choices, default=Scope.FULL)
@@ -109,7 +110,7 @@ class BundleTokenSerializer(AccessTokenSerializer):
         fields = ["token", *AccessTokenSerializer.Meta.fields, "bundle_purchase"]
         read_only_fields = fields
 
-    def get_token(self, obj) -> str:
+    def get_token(self, obj) -> str | None:
         return self.context["plaintexts"][obj.pk]
 
 

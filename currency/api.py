@@ -1,5 +1,5 @@
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +15,7 @@ from currency.serializers import (
 from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from zenzefi.errors import InvalidInput, NotFound
+from zenzefi.schema import api_errors
 
 
 class BalanceView(APIView):
@@ -33,8 +34,9 @@ class TransactionListView(ListAPIView):
     def get_queryset(self):
         raw = self.request.query_params.get("transaction_type")
         transaction_type = None
-        if raw:
-            transaction_type = raw.strip().upper()
+        if raw is not None:
+            # Exactly one of the schema's enum (DEPOSIT, PURCHASE...): "", "deposit" are 400s.
+            transaction_type = raw
             if transaction_type not in TransactionType.values:
                 raise InvalidInput(
                     f"transaction_type: must be one of {', '.join(TransactionType.values)}.",
@@ -43,7 +45,15 @@ class TransactionListView(ListAPIView):
         return selectors.transaction_list(user=self.request.user, transaction_type=transaction_type)
 
     @extend_schema(
-        parameters=[OpenApiParameter("transaction_type", str, enum=TransactionType.values, required=False)]
+        parameters=[
+            OpenApiParameter(
+                "transaction_type",
+                str,
+                enum=TransactionType.values,
+                required=False,
+            )
+        ],
+        responses=api_errors({400: ["invalid_transaction_type"]}),
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -54,8 +64,12 @@ class MockPurchaseView(APIView):
 
     @extend_schema(
         request=TopUpAmountSerializer,
-        responses={200: MockPurchaseResultSerializer},
+        responses={
+            200: MockPurchaseResultSerializer,
+            **api_errors({400: ["invalid_amount"], 404: ["mock_payments_disabled"]}),
+        },
         parameters=[IDEMPOTENCY_HEADER],
+        examples=[OpenApiExample("Top up 150 ZNC", value={"amount": "150.00"}, request_only=True)],
     )
     def post(self, request):
         if not settings.MOCK_PAYMENTS_ENABLED:

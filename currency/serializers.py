@@ -4,6 +4,7 @@ from rest_framework import serializers
 from currency.descriptions import describe, description_of
 from currency.models import Transaction
 from zenzefi.amounts import AmountField
+from zenzefi.fields import StrictJSONMixin
 
 
 class TransactionListSerializer(serializers.ListSerializer):
@@ -38,7 +39,7 @@ class TransactionSerializer(serializers.ModelSerializer):
         return description_of(obj)
 
 
-class TopUpAmountSerializer(serializers.Serializer):
+class TopUpAmountSerializer(StrictJSONMixin, serializers.Serializer):
     amount = AmountField(
         max_digits=12,
         decimal_places=2,

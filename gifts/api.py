@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from gifts.serializers import (
 from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from tokens.serializers import PurchasedTokenSerializer
+from zenzefi.schema import api_errors
 
 
 class GiftListView(ListAPIView):
@@ -36,8 +37,14 @@ class GiftPurchaseView(APIView):
 
     @extend_schema(
         request=GiftPurchaseSerializer,
-        responses={201: PurchasedGiftSerializer},
+        responses={
+            201: PurchasedGiftSerializer,
+            **api_errors({402: ["insufficient_funds", "balance_conflict"]}),
+        },
         parameters=[IDEMPOTENCY_HEADER],
+        examples=[
+            OpenApiExample("A 24 h gift", value={"duration_hours": 24, "scope": "full"}, request_only=True)
+        ],
     )
     def post(self, request):
         serializer = GiftPurchaseSerializer(data=request.data)
@@ -65,7 +72,11 @@ class GiftRedeemView(APIView):
     """Redeem a gift code into a token on your account (the token's plaintext is shown once).
     Unknown, expired or already redeemed codes: 404 `gift_code_invalid`."""
 
-    @extend_schema(request=GiftRedeemSerializer, responses={201: RedeemedGiftSerializer})
+    @extend_schema(
+        request=GiftRedeemSerializer,
+        responses={201: RedeemedGiftSerializer, **api_errors({404: ["gift_code_invalid"]})},
+        examples=[OpenApiExample("Redeem", value={"code": "GIFT-3kq9..."}, request_only=True)],
+    )
     def post(self, request):
         serializer = GiftRedeemSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

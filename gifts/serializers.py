@@ -3,11 +3,12 @@ from rest_framework import serializers
 
 from gifts.models import GiftCode
 from tokens.models import Scope
-from tokens.serializers import PurchasedTokenSerializer
+from tokens.serializers import DurationHoursField, PurchasedTokenSerializer
+from zenzefi.fields import StrictJSONMixin
 
 
-class GiftPurchaseSerializer(serializers.Serializer):
-    duration_hours = serializers.IntegerField(help_text="One of the priced token durations.")
+class GiftPurchaseSerializer(StrictJSONMixin, serializers.Serializer):
+    duration_hours = DurationHoursField(help_text="One of the priced token durations.")
     scope = serializers.ChoiceField(choices=Scope.choices, default=Scope.FULL)
 
     def validate_duration_hours(self, value: int) -> int:
@@ -17,7 +18,7 @@ class GiftPurchaseSerializer(serializers.Serializer):
         return value
 
 
-class GiftRedeemSerializer(serializers.Serializer):
+class GiftRedeemSerializer(StrictJSONMixin, serializers.Serializer):
     code = serializers.CharField(max_length=64, trim_whitespace=True)
 
 
@@ -27,8 +28,10 @@ class GiftSerializer(serializers.ModelSerializer):
     status = serializers.SerializerMethodField()
     role = serializers.SerializerMethodField()
     buyer = serializers.CharField(source="buyer.username", read_only=True)
-    redeemed_by = serializers.CharField(source="redeemed_by.username", read_only=True, default=None)
-    token_id = serializers.IntegerField(read_only=True, default=None)
+    redeemed_by = serializers.CharField(
+        source="redeemed_by.username", read_only=True, default=None, allow_null=True
+    )
+    token_id = serializers.IntegerField(read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = GiftCode

@@ -23,11 +23,11 @@ from django.utils import timezone
 from rest_framework.response import Response
 
 from idempotency.models import IdempotencyRecord
+from idempotency.schema import IDEMPOTENCY_KEY_RE, MAX_KEY_LENGTH
 from zenzefi.errors import Conflict, InvalidInput, Unprocessable
 
 HEADER = "Idempotency-Key"
 T = TypeVar("T")
-MAX_KEY_LENGTH = 255
 
 
 def request_fingerprint(data) -> str:
@@ -51,10 +51,10 @@ def run_idempotent(
     key = request.headers.get(HEADER)
     if key is None:
         return handler()
-    key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
         raise InvalidInput(
-            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.", code="invalid_idempotency_key"
+            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} visible ASCII characters (no spaces).",
+            code="invalid_idempotency_key",
         )
     fingerprint = request_fingerprint(request.data)
     expired_before = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django_ratelimit.core import get_usage
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -21,6 +21,7 @@ from payments.serializers import (
 from zenzefi.errors import RateLimited
 from zenzefi.metrics import rate_limit_hits_total
 from zenzefi.permissions import StaffPermission
+from zenzefi.schema import api_errors
 
 
 class PaymentCreateView(APIView):
@@ -29,8 +30,18 @@ class PaymentCreateView(APIView):
 
     @extend_schema(
         request=PaymentCreateSerializer,
-        responses={201: PaymentSerializer},
+        responses={
+            201: PaymentSerializer,
+            **api_errors(
+                {
+                    400: ["invalid_amount", "invalid_currency", "no_exchange_rate"],
+                    502: ["payment_provider_error"],
+                    503: ["topups_unavailable"],
+                }
+            ),
+        },
         parameters=[IDEMPOTENCY_HEADER],
+        examples=[OpenApiExample("Top up 500 ZNC", value={"amount": "500.00"}, request_only=True)],
     )
     def post(self, request):
         serializer = PaymentCreateSerializer(data=request.data)
@@ -59,7 +70,12 @@ class PaymentListView(ListAPIView):
 class PaymentDetailView(APIView):
     """One of your payments (a pending one of a real provider is re-checked with the provider)."""
 
-    @extend_schema(responses={200: PaymentSerializer})
+    @extend_schema(
+        responses={
+            200: PaymentSerializer,
+            **api_errors({404: ["payment_not_found"], 502: ["payment_provider_error"]}),
+        }
+    )
     def get(self, request, payment_id: int):
         payment = selectors.payment_get(user=request.user, payment_id=payment_id)
         payment = (
@@ -76,7 +92,19 @@ class PaymentSimulateView(APIView):
     permission_classes = [StaffPermission]
     staff_permissions = {"POST": (COMPLETE_PERMISSION,)}  # the admin's "mark succeeded" action
 
-    @extend_schema(request=None, responses={200: PaymentSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: PaymentSerializer,
+            **api_errors(
+                {
+                    400: ["not_mock_payment"],
+                    404: ["payment_not_found", "mock_payments_disabled"],
+                    409: ["payment_not_pending"],
+                }
+            ),
+        },
+    )
     def post(self, request, payment_id: int):
         payment = services.payment_simulate(payment_id=payment_id, actor=request.user, request=request)
         return Response(PaymentSerializer(payment).data)
@@ -116,7 +144,17 @@ class PaymentCallbackView(APIView):
 
     @extend_schema(
         request={"application/json": dict},
-        responses={200: CallbackResultSerializer},
+        responses={
+            200: CallbackResultSerializer,
+            **api_errors(
+                {
+                    400: ["invalid_signature", "invalid_callback", "unknown_provider", "amount_mismatch"],
+                    404: ["payment_not_found"],
+                    429: ["rate_limited"],
+                    502: ["payment_provider_error"],
+                }
+            ),
+        },
         parameters=[
             OpenApiParameter("provider", str, enum=["mock", "yookassa"], required=False),
             OpenApiParameter(SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=False),

@@ -3,9 +3,10 @@ from rest_framework import serializers
 
 from payments.models import Currency, ExchangeRate, Payment
 from zenzefi.amounts import AmountField
+from zenzefi.fields import StrictJSONMixin
 
 
-class PaymentCreateSerializer(serializers.Serializer):
+class PaymentCreateSerializer(StrictJSONMixin, serializers.Serializer):
     amount = AmountField(
         max_digits=14,
         decimal_places=2,

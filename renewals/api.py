@@ -1,9 +1,10 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from renewals.serializers import AutoRenewPreferenceSerializer
 from renewals.services import auto_renew_min_balance_set
+from zenzefi.schema import api_errors
 
 
 class AutoRenewPreferenceView(APIView):
@@ -14,7 +15,13 @@ class AutoRenewPreferenceView(APIView):
         request.user.refresh_from_db(fields=["auto_renew_min_balance"])
         return Response({"auto_renew_min_balance": f"{request.user.auto_renew_min_balance:.2f}"})
 
-    @extend_schema(request=AutoRenewPreferenceSerializer, responses={200: AutoRenewPreferenceSerializer})
+    @extend_schema(
+        request=AutoRenewPreferenceSerializer,
+        responses={200: AutoRenewPreferenceSerializer, **api_errors({400: ["invalid_amount"]})},
+        examples=[
+            OpenApiExample("Keep 20 ZNC", value={"auto_renew_min_balance": "20.00"}, request_only=True)
+        ],
+    )
     def patch(self, request):
         serializer = AutoRenewPreferenceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -167,6 +167,8 @@ def start(name: str, command: list[str], env: dict[str, str]) -> None:
     processes[name] = subprocess.Popen(  # noqa: S603
         command, cwd=BASE, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
     )
+    with open(WORK / "pids", "a") as pids:  # scripts/smoke's trap stops them if this process is killed
+        pids.write(f"{processes[name].pid}\n")
     log(f"started {name} (pid {processes[name].pid}): {' '.join(command)}")
 
 
@@ -182,6 +184,7 @@ def stop_all() -> None:
             log(f"{name} did not stop on SIGTERM: killed")
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    (WORK / "pids").unlink(missing_ok=True)
     log("stopped " + ", ".join(f"{n} (exit {p.returncode})" for n, p in processes.items()))
 
 

@@ -27,7 +27,10 @@ def user_url(user) -> str:
 
 @pytest.fixture
 def staff(db):
-    return staff_with(*STAFF_API_PERMISSIONS)
+    # A fixed name: a random one (Faker) could contain a search term of the tests below ("lic").
+    return staff_with(
+        *STAFF_API_PERMISSIONS, username="staffer", email="staffer@zenzefi.test", full_name="Staff Member"
+    )
 
 
 @pytest.fixture
@@ -177,7 +180,9 @@ def test_user_list_is_active_filter(staff_client, staff):
     assert [row["id"] for row in only_inactive["results"]] == [inactive.pk]
     only_active = {row["id"] for row in staff_client.get(USERS, {"is_active": "true"}).json()["results"]}
     assert only_active == {active.pk, staff.pk}
-    assert staff_client.get(USERS, {"is_active": ""}).json()["count"] == 3
+    # An empty value is not a boolean: a 400, never a silent "no filter" (issue 14).
+    empty = staff_client.get(USERS, {"is_active": ""})
+    assert empty.status_code == 400 and empty.json()["code"] == "invalid_boolean"
 
 
 @pytest.mark.parametrize(

@@ -321,3 +321,33 @@ def test_readme_is_short_has_the_two_commands_and_links_that_resolve():
                 page.name,
                 link,
             )
+
+
+# --- requirements.txt is the production install ---------------------------------------------------------
+
+
+def _requirements(name: str) -> dict[str, str]:
+    pins = {}
+    for line in (BASE_DIR / name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            package, _, version = line.partition("==")
+            assert version, f"{name}: {line} is not pinned"
+            pins[package.lower()] = version
+    return pins
+
+
+def test_requirements_txt_alone_runs_every_process():
+    runtime = _requirements("requirements.txt")
+    # kombu's Redis transport imports packaging; uvicorn's standard extras (uvloop, httptools) serve
+    # every mode; the Swagger UI assets come from the sidecar, not a CDN.
+    for package in ("packaging", "uvicorn[standard]", "uvloop", "httptools", "drf-spectacular-sidecar"):
+        assert package in runtime, package
+    dev = _requirements("requirements-dev.txt")
+    assert "standardwebhooks" in dev and "standardwebhooks" not in runtime
+    assert not {"pytest", "pytest-django", "ruff", "playwright"} & set(runtime)
+    # CI proves it: the production smoke test runs after the tests, from a requirements.txt-only venv.
+    ci = (BASE_DIR / ".ci" / "run").read_text()
+    assert ci.index("./scripts/test") < ci.index("./scripts/smoke")
+    smoke = (BASE_DIR / "scripts" / "smoke").read_text()
+    assert "-r requirements.txt" in smoke and "requirements-dev" not in smoke.split("scripts/venv.sh")[0]

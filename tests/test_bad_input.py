@@ -160,12 +160,18 @@ def test_plain_amounts_still_work(user, value):
     assert Transaction.objects.filter(user=user).count() == 1
 
 
+def topup_nonce(client) -> dict:
+    """The top-up form's one-time nonce (docs/pages.md, "Money pages and reloads")."""
+    page = client.get("/account/topup/").content.decode()
+    return {"nonce": re.search(r'name="nonce" value="([^"]+)"', page).group(1)}
+
+
 @pytest.mark.parametrize("value", ["1_000", "１０", "١٠", "NaN", "Infinity", "1e2", "+10"])
 def test_bad_amounts_are_refused_on_the_pages(client, user, value):
     client.force_login(user)
     before = money_state(user)
-    topup = client.post("/account/topup/", {"amount": value, "currency": "ZNC"})
-    assert topup.status_code == 200 and "checkout_id" not in topup.content.decode()
+    topup = client.post("/account/topup/", {"amount": value, "currency": "ZNC", **topup_nonce(client)})
+    assert topup.status_code == 400 and "checkout_id" not in topup.content.decode()
     assert topup.context["form"].errors["amount"]
     renew = client.post("/account/auto-renewal/", {"auto_renew_min_balance": value})
     assert renew.status_code == 200 and renew.context["form"].errors
@@ -179,7 +185,7 @@ def test_bad_amounts_are_refused_on_the_pages(client, user, value):
 
 def test_plain_amount_on_the_top_up_page_reaches_the_checkout(client, user):
     client.force_login(user)
-    page = client.post("/account/topup/", {"amount": "150", "currency": "ZNC"})
+    page = client.post("/account/topup/", {"amount": "150", "currency": "ZNC", **topup_nonce(client)})
     assert page.status_code == 200 and not (page.context.get("form") and page.context["form"].errors)
 
 

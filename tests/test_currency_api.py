@@ -93,7 +93,7 @@ def test_transactions_paging_and_filter(auth_client, user):
     assert body["results"][0]["balance_after"] == "96.00"  # newest first
     page = auth_client.get(TXS, {"skip": 1, "limit": 2}).json()
     assert [r["balance_after"] for r in page["results"]] == ["97.00", "98.00"]
-    deposits = auth_client.get(TXS, {"transaction_type": "deposit"}).json()
+    deposits = auth_client.get(TXS, {"transaction_type": "DEPOSIT"}).json()
     assert deposits["count"] == 1 and deposits["results"][0]["transaction_type"] == "DEPOSIT"
 
 

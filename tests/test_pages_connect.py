@@ -27,6 +27,7 @@ def page(language: str = "en", **headers) -> str:
 
 def test_connect_page_explains_headers_urls_and_browser_mode(settings):
     settings.BACKEND_URL = "http://127.0.0.1:8150"
+    settings.PROXY_ORIGIN = ""  # unset: derived from BACKEND_URL
     settings.SESSION_IDLE_MINUTES = 7
     body = page()
     assert "X-Access-Token" in body and "X-Device-ID" in body

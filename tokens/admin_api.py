@@ -14,6 +14,7 @@ from tokens.serializers import AccessTokenSerializer
 from zenzefi.errors import InvalidInput
 from zenzefi.params import parse_bool
 from zenzefi.permissions import StaffPermission
+from zenzefi.schema import api_errors
 
 
 class AdminTokenSerializer(AccessTokenSerializer):
@@ -63,7 +64,7 @@ class AdminTokenListView(ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("user_id", int, required=False),
+            OpenApiParameter("user_id", {"type": "integer", "minimum": 1}, required=False),
             OpenApiParameter("active_only", bool, required=False),
         ]
     )
@@ -77,7 +78,12 @@ class AdminTokenRevokeView(APIView):
     permission_classes = [StaffPermission]
     staff_permissions = {"DELETE": (REVOKE_PERMISSION,)}  # the admin's revoke actions
 
-    @extend_schema(responses={200: ForceRevokeResultSerializer})
+    @extend_schema(
+        responses={
+            200: ForceRevokeResultSerializer,
+            **api_errors({404: ["token_not_found"], 409: ["already_revoked"]}),
+        }
+    )
     def delete(self, request, token_id: int):
         token = services.token_revoke(token_id=token_id, actor=request.user, refund=False, request=request)
         return Response(

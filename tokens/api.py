@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from tokens.serializers import (
     TokenPurchaseSerializer,
 )
 from zenzefi.params import parse_bool
+from zenzefi.schema import api_errors
 
 
 class TokenPurchaseView(APIView):
@@ -23,8 +24,16 @@ class TokenPurchaseView(APIView):
 
     @extend_schema(
         request=TokenPurchaseSerializer,
-        responses={201: PurchasedTokenSerializer},
+        responses={
+            201: PurchasedTokenSerializer,
+            **api_errors({402: ["insufficient_funds", "balance_conflict"]}),
+        },
         parameters=[IDEMPOTENCY_HEADER],
+        examples=[
+            OpenApiExample(
+                "24 h, full access", value={"duration_hours": 24, "scope": "full"}, request_only=True
+            )
+        ],
     )
     def post(self, request):
         serializer = TokenPurchaseSerializer(data=request.data)
@@ -55,7 +64,13 @@ class MyTokensView(ListAPIView):
         active_only = parse_bool(self.request.query_params.get("active_only"), "active_only")
         return selectors.token_list(user=self.request.user, active_only=active_only)
 
-    @extend_schema(parameters=[OpenApiParameter("active_only", bool, required=False)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "active_only", bool, required=False, description="Only tokens neither revoked nor expired."
+            )
+        ]
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -64,7 +79,14 @@ class TokenRevokeView(APIView):
     """DELETE: revoke one of your tokens; the answer states the refund (cost × unused / total).
     PATCH `{auto_renew}`: switch the token's auto-renewal on or off."""
 
-    @extend_schema(request=TokenAutoRenewSerializer, responses={200: AccessTokenSerializer})
+    @extend_schema(
+        request=TokenAutoRenewSerializer,
+        responses={
+            200: AccessTokenSerializer,
+            **api_errors({404: ["token_not_found"], 409: ["token_not_usable"]}),
+        },
+        examples=[OpenApiExample("Renew automatically", value={"auto_renew": True}, request_only=True)],
+    )
     def patch(self, request, token_id: int):
         from renewals.services import token_auto_renew_set
 
@@ -78,7 +100,12 @@ class TokenRevokeView(APIView):
         )
         return Response(AccessTokenSerializer(token).data)
 
-    @extend_schema(responses={200: RevokeResultSerializer})
+    @extend_schema(
+        responses={
+            200: RevokeResultSerializer,
+            **api_errors({404: ["token_not_found"], 409: ["already_revoked"]}),
+        }
+    )
     def delete(self, request, token_id: int):
         token = services.token_revoke(
             token_id=token_id, owner=request.user, actor=request.user, request=request

@@ -1,11 +1,18 @@
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tokens.models import AccessToken, Scope
+from zenzefi.fields import StrictJSONMixin
 
 
-class TokenPurchaseSerializer(serializers.Serializer):
-    duration_hours = serializers.IntegerField(
+@extend_schema_field({"type": "integer", "enum": sorted(settings.TOKEN_PRICES)})
+class DurationHoursField(serializers.IntegerField):
+    """A priced token duration in hours; the schema lists them (TOKEN_PRICE_* settings)."""
+
+
+class TokenPurchaseSerializer(StrictJSONMixin, serializers.Serializer):
+    duration_hours = DurationHoursField(
         help_text="One of the priced durations: 1, 12, 24, 168, 720 (TOKEN_PRICE_* settings)."
     )
     scope = serializers.ChoiceField(choices=Scope.choices, default=Scope.FULL)
@@ -66,7 +73,7 @@ class PurchasedTokenSerializer(AccessTokenSerializer):
         fields = ["token", *AccessTokenSerializer.Meta.fields, "balance"]
         read_only_fields = fields
 
-    def get_token(self, obj) -> str:
+    def get_token(self, obj) -> str | None:
         return self.context["plaintext"]
 
     def get_balance(self, obj) -> str:

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -10,6 +10,7 @@ from webhooks.serializers import (
     WebhookEndpointCreateSerializer,
     WebhookEndpointSerializer,
 )
+from zenzefi.schema import api_errors
 
 
 class WebhookEndpointListCreateView(ListAPIView):
@@ -22,7 +23,23 @@ class WebhookEndpointListCreateView(ListAPIView):
     def get_queryset(self):
         return selectors.webhook_endpoint_list(user=self.request.user)
 
-    @extend_schema(request=WebhookEndpointCreateSerializer, responses={201: CreatedWebhookEndpointSerializer})
+    @extend_schema(
+        request=WebhookEndpointCreateSerializer,
+        responses={
+            201: CreatedWebhookEndpointSerializer,
+            **api_errors({400: ["invalid_events", "webhook_url_refused", "too_many_webhooks"]}),
+        },
+        examples=[
+            OpenApiExample(
+                "Purchases and expiry",
+                value={
+                    "url": "https://hooks.example.com/zenzefi",
+                    "events": ["token.purchased", "token.expired"],
+                },
+                request_only=True,
+            )
+        ],
+    )
     def post(self, request):
         serializer = WebhookEndpointCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -37,7 +54,7 @@ class WebhookEndpointListCreateView(ListAPIView):
 
 
 class WebhookEndpointDetailView(APIView):
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, **api_errors({404: ["webhook_not_found"]})})
     def delete(self, request, endpoint_id: int):
         services.webhook_endpoint_delete(user=request.user, endpoint_id=endpoint_id, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)

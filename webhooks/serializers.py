@@ -1,11 +1,14 @@
 from rest_framework import serializers
 
 from webhooks.models import EVENTS, WebhookEndpoint
+from zenzefi.fields import StrictJSONMixin
 
 
-class WebhookEndpointCreateSerializer(serializers.Serializer):
+class WebhookEndpointCreateSerializer(StrictJSONMixin, serializers.Serializer):
     url = serializers.CharField(max_length=2000, help_text="http(s) URL reaching a public address.")
-    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENTS), allow_empty=False)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENTS), allow_empty=False, min_length=1
+    )
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):

@@ -76,6 +76,15 @@ class RateLimited(ApplicationError):
         self.retry_after = max(1, int(retry_after))
 
 
+class ServiceUnavailable(ApplicationError):
+    """503: a service the platform needs (the shared store, a provider) is unreachable."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "service_unavailable"
+    default_detail = "A service the platform needs is unreachable. Try again shortly."
+    retry_after = 30
+
+
 def _first_message(data: Any) -> str:
     """A one-line human summary of DRF's nested validation errors."""
     if isinstance(data, dict):
@@ -108,6 +117,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         response = Response(error_body(exc.detail, exc.code, **exc.extra), status=exc.status_code)
         if isinstance(exc, RateLimited):
             response["Retry-After"] = str(exc.retry_after)
+        elif exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+            # Every 503 says when to come back (SPEC §9, the OpenAPI contract).
+            response["Retry-After"] = str(getattr(exc, "retry_after", None) or ServiceUnavailable.retry_after)
         return response
 
     if isinstance(exc, Http404):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
 from zenzefi.errors import InvalidInput
+
+INTEGER_RE = re.compile(r"-?\d{1,19}")
+# A deeper offset than any list here will reach (and below the database's bigint).
+MAX_SKIP = 1_000_000_000
 
 
 def parse_skip_limit(query_params) -> tuple[int, int]:
@@ -14,12 +20,15 @@ def parse_skip_limit(query_params) -> tuple[int, int]:
     max_limit = settings.PAGINATION_MAX_LIMIT
     default_limit = settings.REST_FRAMEWORK["PAGE_SIZE"]
     values = {}
-    for name, default, low, high in (("skip", 0, 0, None), ("limit", default_limit, 1, max_limit)):
+    for name, default, low, high in (("skip", 0, 0, MAX_SKIP), ("limit", default_limit, 1, max_limit)):
         raw = query_params.get(name)
-        if raw in (None, ""):
+        if raw is None:
             values[name] = default
             continue
         try:
+            # Digits only (an optional sign): "", " 5", "5.0" and "1_000" are 400s, not defaults.
+            if not INTEGER_RE.fullmatch(raw):
+                raise ValueError(raw)
             value = int(raw)
         except (TypeError, ValueError):
             raise InvalidInput(f"{name}: must be an integer.", code="invalid_pagination") from None
@@ -54,7 +63,21 @@ class SkipLimitPagination(BasePagination):
         }
 
     def get_schema_operation_parameters(self, view):
+        limit = {"type": "integer", "minimum": 1, "maximum": settings.PAGINATION_MAX_LIMIT}
+        limit["default"] = settings.REST_FRAMEWORK["PAGE_SIZE"]
         return [
-            {"name": "skip", "required": False, "in": "query", "schema": {"type": "integer", "minimum": 0}},
-            {"name": "limit", "required": False, "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            {
+                "name": "skip",
+                "required": False,
+                "in": "query",
+                "description": "How many items to skip (offset).",
+                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SKIP, "default": 0},
+            },
+            {
+                "name": "limit",
+                "required": False,
+                "in": "query",
+                "description": "How many items to return.",
+                "schema": limit,
+            },
         ]

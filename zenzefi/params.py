@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from zenzefi.errors import InvalidInput
 
-_TRUE = ("true", "1", "yes")
-_FALSE = ("false", "0", "no")
-
 
 def parse_optional_bool(raw: str | None, name: str) -> bool | None:
-    """`true`/`false` (also 1/0, yes/no); absent or empty is None; anything else a 400."""
-    if raw is None or raw == "":
+    """`true`/`false` (as the OpenAPI schema states); absent is None; anything else, empty
+    included, is a 400."""
+    if raw is None:
         return None
-    value = raw.strip().lower()
-    if value in _TRUE:
+    if raw == "true":
         return True
-    if value in _FALSE:
+    if raw == "false":
         return False
     raise InvalidInput(f"{name}: must be true or false.", code="invalid_boolean")
 

@@ -223,7 +223,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "zenzefi.pagination.SkipLimitPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "zenzefi.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every operation documents every status it can answer (SPEC §13): zenzefi/schema.py.
+    "DEFAULT_SCHEMA_CLASS": "zenzefi.schema.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # DRF's defaults, with a JSON parser that answers 400 (not 500) to too-deep nesting.
     "DEFAULT_PARSER_CLASSES": [
@@ -262,6 +263,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # The contract is JSON: clients receive application/json (the browsable API's HTML is for
+    # people, not part of the contract); request bodies: zenzefi.schema.AutoSchema.map_parsers.
+    "RENDERER_WHITELIST": ["rest_framework.renderers.JSONRenderer"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "zenzefi.schema.postprocess_schema",
+    ],
     # Swagger UI and ReDoc load their assets from our static files (drf-spectacular-sidecar), never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -4,9 +4,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics.views import dashboard as analytics_dashboard
 from zenzefi import metrics_export
+from zenzefi.api_root import ApiRootView
 from zenzefi.health import health, health_detailed
 
 api_v1 = [
+    path("", ApiRootView.as_view(), name="api-root"),
     path("", include("accounts.urls")),
     path("", include("currency.urls")),
     path("", include("tokens.urls")),
