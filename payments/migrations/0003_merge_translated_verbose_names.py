@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('payments', '0002_complete_payment_permission'),
-        ('payments', '0002_translated_verbose_names'),
+        ("payments", "0002_complete_payment_permission"),
+        ("payments", "0002_translated_verbose_names"),
     ]
 
-    operations = [
-    ]
+    operations = []

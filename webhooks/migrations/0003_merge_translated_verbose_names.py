@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('webhooks', '0002_delivery_claimed_by'),
-        ('webhooks', '0002_translated_verbose_names'),
+        ("webhooks", "0002_delivery_claimed_by"),
+        ("webhooks", "0002_translated_verbose_names"),
     ]
 
-    operations = [
-    ]
+    operations = []
