@@ -6,6 +6,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.forms import (
     AdminUserChangeForm,
@@ -15,6 +17,7 @@ from accounts.forms import (
 )
 from accounts.models import User
 from accounts.services import user_admin_may_change, user_sessions_revoke
+from accounts.templatetags.pages import money
 from audit.services import audit_record
 from currency.models import TransactionType
 from currency.services import balance_change
@@ -63,13 +66,13 @@ class UserAdmin(DjangoUserAdmin):
     actions = ["adjust_balance_action"]
     fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Profile", {"fields": ("email", "full_name", "language", "tier")}),
+        (gettext_lazy("Profile"), {"fields": ("email", "full_name", "language", "tier")}),
         (
-            "Money",
+            gettext_lazy("Money"),
             {"fields": ("balance_with_adjust_link", "referral_code", "referred_by", "referral_bonus_earned")},
         ),
         (
-            "Preferences",
+            gettext_lazy("Preferences"),
             {
                 "fields": (
                     "auto_renew_min_balance",
@@ -80,8 +83,11 @@ class UserAdmin(DjangoUserAdmin):
                 )
             },
         ),
-        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
-        ("Dates", {"fields": ("last_login", "date_joined")}),
+        (
+            gettext_lazy("Permissions"),
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
+        (gettext_lazy("Dates"), {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
@@ -123,12 +129,14 @@ class UserAdmin(DjangoUserAdmin):
                 user_sessions_revoke(user=obj, reason="deactivated", actor=request.user, request=request)
             transaction.on_commit(lambda: forget_user(obj.pk))
 
-    @admin.display(description="Balance (ZNC)")
+    @admin.display(description=gettext_lazy("Balance (ZNC)"))
     def balance_with_adjust_link(self, obj):
         if not obj.pk:
-            return "0.00"
+            return money(0)
         url = reverse("admin:accounts_user_adjust_balance", args=[obj.pk])
-        return format_html('{} ZNC &nbsp; <a class="button" href="{}">Adjust balance…</a>', obj.balance, url)
+        return format_html(
+            '{} ZNC &nbsp; <a class="button" href="{}">{}</a>', money(obj.balance), url, _("Adjust balance…")
+        )
 
     def get_urls(self):
         custom = [
@@ -140,10 +148,12 @@ class UserAdmin(DjangoUserAdmin):
         ]
         return custom + super().get_urls()
 
-    @admin.action(description="Adjust balance of the selected user…", permissions=["adjust_balance"])
+    @admin.action(
+        description=gettext_lazy("Adjust balance of the selected user…"), permissions=["adjust_balance"]
+    )
     def adjust_balance_action(self, request, queryset):
         if queryset.count() != 1:
-            self.message_user(request, "Select exactly one user to adjust.", messages.WARNING)
+            self.message_user(request, _("Select exactly one user to adjust."), messages.WARNING)
             return None
         return redirect("admin:accounts_user_adjust_balance", queryset.get().pk)
 
@@ -172,14 +182,18 @@ class UserAdmin(DjangoUserAdmin):
             else:
                 self.message_user(
                     request,
-                    f"Balance of {target.username} adjusted by {form.cleaned_data['amount']} ZNC; "
-                    f"now {target.balance} ZNC.",
+                    _("Balance of %(username)s adjusted by %(amount)s ZNC; now %(balance)s ZNC.")
+                    % {
+                        "username": target.username,
+                        "amount": money(form.cleaned_data["amount"]),
+                        "balance": money(target.balance),
+                    },
                     messages.SUCCESS,
                 )
                 return redirect("admin:accounts_user_change", target.pk)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Adjust balance: {target.username}",
+            "title": _("Adjust balance: %(username)s") % {"username": target.username},
             "target": target,
             "form": form,
             "opts": self.model._meta,

@@ -1,3 +1,6 @@
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation.trans_real import parse_accept_lang_header
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -22,6 +25,19 @@ from accounts.serializers import (
 from zenzefi.errors import InvalidInput
 from zenzefi.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
 from zenzefi.schema import api_errors
+
+
+def registration_language(request) -> str:
+    """A new API account's language when the body names none: the first of our languages in
+    `Accept-Language`, else LANGUAGE_CODE (the API's own messages fall back to English instead)."""
+    for code, _quality in parse_accept_lang_header(request.META.get("HTTP_ACCEPT_LANGUAGE", "")):
+        if code == "*":
+            continue
+        try:
+            return translation.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
 
 
 class RegisterView(APIView):
@@ -65,7 +81,7 @@ class RegisterView(APIView):
             password=data["password"],
             full_name=data.get("full_name", ""),
             referral_code=data.get("referral_code") or request.query_params.get("referral_code"),
-            language=data.get("language"),
+            language=data.get("language") or registration_language(request),
             request=request,
         )
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)

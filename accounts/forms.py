@@ -8,6 +8,7 @@ from django.contrib.auth.forms import (
     UserChangeForm,
     UserCreationForm,
 )
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from zenzefi.amounts import AmountFormField
@@ -33,9 +34,10 @@ class BalanceAdjustmentForm(forms.Form):
         decimal_places=2,
         min_value=Decimal("-1000000"),
         max_value=Decimal("1000000"),
-        help_text="Positive credits the user, negative debits. Two decimals at most.",
+        label=_("Amount, ZNC"),
+        help_text=_("Positive credits the user, negative debits. Two decimals at most."),
     )
-    reason = forms.CharField(max_length=255, widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(label=_("Reason"), max_length=255, widget=forms.Textarea(attrs={"rows": 3}))
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]

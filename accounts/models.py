@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 REFERRAL_CODE_LENGTH = 12
 # Upper-case letters and digits without the look-alikes 0/O and 1/I/L.
@@ -20,14 +21,14 @@ def generate_referral_code() -> str:
 
 
 class Tier(models.TextChoices):
-    FREE = "free", "Free"
-    PREMIUM = "premium", "Premium"
-    ENTERPRISE = "enterprise", "Enterprise"
+    FREE = "free", _("Free")
+    PREMIUM = "premium", _("Premium")
+    ENTERPRISE = "enterprise", _("Enterprise")
 
 
 class Language(models.TextChoices):
-    RU = "ru", "Русский"
-    EN = "en", "English"
+    RU = "ru", _("Русский")
+    EN = "en", _("English")
 
 
 class ZenzefiUserManager(UserManager):
@@ -40,34 +41,54 @@ class User(AbstractUser):
     first_name = None
     last_name = None
 
-    email = models.EmailField("email address", unique=True)
-    full_name = models.CharField(max_length=255, blank=True, default="")
-    balance = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"), editable=False)
-    referral_code = models.CharField(max_length=REFERRAL_CODE_LENGTH, unique=True, editable=False)
+    email = models.EmailField(_("email address"), unique=True)
+    full_name = models.CharField(max_length=255, blank=True, default="", verbose_name=_("full name"))
+    balance = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("0.00"), editable=False, verbose_name=_("balance")
+    )
+    referral_code = models.CharField(
+        max_length=REFERRAL_CODE_LENGTH, unique=True, editable=False, verbose_name=_("referral code")
+    )
     referred_by = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="referrals",
+        verbose_name=_("referred by"),
     )
     referral_bonus_earned = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal("0.00"), editable=False
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        editable=False,
+        verbose_name=_("referral bonus earned"),
     )
-    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.FREE)
-    language = models.CharField(max_length=8, choices=Language.choices, default=Language.RU)
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.FREE, verbose_name=_("tier"))
+    language = models.CharField(
+        max_length=8, choices=Language.choices, default=Language.RU, verbose_name=_("language")
+    )
     # Auto-renewal keeps at least this much on the balance (a renewal that would leave less is skipped).
     auto_renew_min_balance = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal("0.00"), verbose_name="auto-renewal: keep at least"
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        verbose_name=_("auto-renewal: keep at least"),
     )
     # Which notification emails the user wants (SPEC §11, §14). Webhooks are not affected, and the
     # notification itself is still recorded (its de-duplication rules rest on those rows).
-    notify_token_expiring = models.BooleanField("email: token expiring soon", default=True)
-    notify_low_balance = models.BooleanField("email: balance low", default=True)
-    notify_renewal = models.BooleanField("email: auto-renewal done or failed", default=True)
-    notify_payment = models.BooleanField("email: payment received", default=True)
+    notify_token_expiring = models.BooleanField(_("email: token expiring soon"), default=True)
+    notify_low_balance = models.BooleanField(_("email: balance low"), default=True)
+    notify_renewal = models.BooleanField(_("email: auto-renewal done or failed"), default=True)
+    notify_payment = models.BooleanField(_("email: payment received"), default=True)
 
     objects = ZenzefiUserManager()
 
     REQUIRED_FIELDS = ["email"]
 
     class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         permissions = [("adjust_balance", "Can adjust a user's balance (writes an ADJUSTMENT)")]
         indexes = [
             models.Index(fields=["date_joined", "id"], name="user_date_joined_idx"),  # staff lists

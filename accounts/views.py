@@ -238,7 +238,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     user = request.user
     user.refresh_from_db(fields=["balance"])
     context = {
+        # "Active" = activated, not expired, not revoked (AccessTokenQuerySet.active), as everywhere.
         "active_tokens": list(token_list(user=user, active_only=True)[:10]),
+        "waiting_tokens": list(token_list(user=user).not_activated()[:10]),
         "recent_transactions": list(transaction_list(user=user)[:5]),
         **_usage_context(request),
     }

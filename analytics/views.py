@@ -1,50 +1,69 @@
 """The staff dashboard in the admin: revenue, purchases, proxy traffic and sign-ups for the last
-day, week or month, as server-rendered SVG bars (no JavaScript)."""
+day, week or month: a table of totals (the same figures as the API's `global-stats`) and one bar
+chart per figure, drawn by the vendored Chart.js (static/vendor/chartjs/) with a time axis in UTC.
+Without JavaScript each chart's values are still there as a table."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext
 
 from analytics import selectors
 from analytics.models import DASHBOARD_PERMISSION
 
-CHART_HEIGHT = 120
+PERIOD_LABELS = {
+    "day": gettext_lazy("Last 24 hours"),
+    "week": gettext_lazy("Last 7 days"),
+    "month": gettext_lazy("Last 30 days"),
+}
 
 
-def _chart(series: list[dict], key: str, label: str, period: str) -> dict:
-    values = [float(point[key]) for point in series]
-    peak = max(values) if values and max(values) > 0 else 1.0
-    count = max(1, len(values))
-    width = 720
-    slot = width / count
-    bars = []
-    for index, (point, value) in enumerate(zip(series, values, strict=True)):
-        height = value / peak * CHART_HEIGHT
-        when = point["bucket"].strftime("%Y-%m-%d %H:00" if period == "day" else "%Y-%m-%d")
-        bars.append(
+def _number(value) -> float | int:
+    return float(value) if isinstance(value, Decimal) else int(value)
+
+
+def dashboard_context(period: str) -> dict:
+    """The dashboard's figures: `stats` (= global-stats) and `charts` whose totals add up to them."""
+    now = timezone.now()  # one window for the table and the charts
+    stats = selectors.global_stats(period=period, now=now)
+    series = selectors.global_series(period=period, now=now)["series"]
+    hourly = period == "day"
+    labels = [point["bucket"].strftime("%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d") for point in series]
+    charts = []
+    for key, label, unit, total in (
+        ("revenue", _("Revenue"), "ZNC", Decimal(stats["revenue_znc"])),
+        ("purchases", _("Purchases"), pgettext("unit", "pcs"), stats["token_purchases"]),
+        ("proxy_requests", _("Proxy requests"), pgettext("unit", "pcs"), stats["total_proxy_requests"]),
+        ("new_users", _("New users"), pgettext("unit", "pcs"), stats["new_users"]),
+    ):
+        values = [point[key] for point in series]
+        charts.append(
             {
-                # Strings: template numbers would be localised ("12,5" in Russian) and break SVG.
-                "x": f"{index * slot + 1:.1f}",
-                "y": f"{CHART_HEIGHT - height:.1f}",
-                "width": f"{max(1.0, slot - 2):.1f}",
-                "height": f"{height:.1f}",
-                "title": f"{when}: {point[key]}",
+                "key": key,
+                "label": label,
+                "unit": unit,
+                "total": sum(values, Decimal("0") if key == "revenue" else 0),
+                "stats_total": total,
+                "peak": max(values) if values else 0,
+                "rows": list(zip(labels, values, strict=True)),
+                "data": {
+                    "key": key,
+                    "label": f"{label}, {unit}",
+                    "unit": unit,
+                    "labels": labels,
+                    "values": [_number(v) for v in values],
+                    "x_title": _("Hour starting, UTC") if hourly else _("Date, UTC"),
+                    "y_title": f"{label}, {unit}",
+                },
             }
         )
-    return {
-        "label": label,
-        "bars": bars,
-        "peak": point_format(peak),
-        "total": point_format(sum(values)),
-        "width": width,
-        "height": CHART_HEIGHT,
-    }
-
-
-def point_format(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".") if value % 1 else f"{int(value)}"
+    return {"stats": stats, "charts": charts, "hourly": hourly}
 
 
 def dashboard(request):
@@ -53,20 +72,12 @@ def dashboard(request):
     period = request.GET.get("period") or "day"
     if period not in selectors.PERIODS:
         period = "day"
-    stats = selectors.global_stats(period=period)
-    series = selectors.global_series(period=period)["series"]
-    charts = [
-        _chart(series, "revenue", "Revenue, ZNC", period),
-        _chart(series, "purchases", "Purchases", period),
-        _chart(series, "proxy_requests", "Proxy requests", period),
-        _chart(series, "new_users", "New users", period),
-    ]
     context = {
         **admin.site.each_context(request),
-        "title": "Dashboard",
+        **dashboard_context(period),
+        "title": _("Dashboard"),
         "period": period,
-        "periods": list(selectors.PERIODS),
-        "stats": stats,
-        "charts": charts,
+        "periods": list(PERIOD_LABELS.items()),
+        "period_label": PERIOD_LABELS[period],
     }
     return TemplateResponse(request, "admin/analytics_dashboard.html", context)

@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy, ngettext
 
+from accounts.templatetags.pages import money
 from bundles import services
 from bundles.models import TokenBundle
 from zenzefi.errors import ApplicationError
@@ -24,7 +26,7 @@ class TokenBundleAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("is_active", "scope", "duration_hours")
-    search_fields = ("name", "description")
+    search_fields = ("name", "name_ru", "description", "description_ru")
     readonly_fields = (
         "base_price_display",
         "total_price_display",
@@ -34,7 +36,9 @@ class TokenBundleAdmin(admin.ModelAdmin):
     )
     fields = (
         "name",
+        "name_ru",
         "description",
+        "description_ru",
         "token_count",
         "duration_hours",
         "scope",
@@ -49,23 +53,23 @@ class TokenBundleAdmin(admin.ModelAdmin):
         if obj is None or obj.pk is None:
             return "—"
         try:
-            return f"{getattr(obj, name):.2f} ZNC"
+            return f"{money(getattr(obj, name))} ZNC"
         except ApplicationError:  # an unpriced duration (prices come from settings)
             return "—"
 
-    @admin.display(description="Base price")
+    @admin.display(description=gettext_lazy("Base price"))
     def base_price_display(self, obj):
         return self._money(obj, "base_price")
 
-    @admin.display(description="Total price")
+    @admin.display(description=gettext_lazy("Total price"))
     def total_price_display(self, obj):
         return self._money(obj, "total_price")
 
-    @admin.display(description="Savings")
+    @admin.display(description=gettext_lazy("Savings"))
     def savings_display(self, obj):
         return self._money(obj, "savings")
 
-    @admin.display(description="Price per token")
+    @admin.display(description=gettext_lazy("Price per token"))
     def price_per_token_display(self, obj):
         return self._money(obj, "price_per_token")
 
@@ -86,10 +90,15 @@ class TokenBundleAdmin(admin.ModelAdmin):
         # Deactivating is the soft delete: the same permission as `DELETE bundles/{id}`.
         return request.user.has_perm("bundles.delete_tokenbundle")
 
-    @admin.action(description="Deactivate selected bundles", permissions=["deactivate"])
+    @admin.action(description=gettext_lazy("Deactivate selected bundles"), permissions=["deactivate"])
     def deactivate_selected(self, request, queryset):
         count = 0
         for bundle_id in queryset.filter(is_active=True).values_list("pk", flat=True):
             services.bundle_deactivate(bundle_id=bundle_id, actor=request.user, request=request)
             count += 1
-        self.message_user(request, f"{count} bundle(s) deactivated.", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(count)d bundle deactivated.", "%(count)d bundles deactivated.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )

@@ -5,6 +5,8 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 
 from bundles.pricing import MAX_TOKEN_COUNT, BundlePrices, bundle_prices, validate_bundle_values
 from tokens.models import Scope
@@ -15,23 +17,34 @@ class TokenBundle(models.Model):
     """A set of tokens sold together at a discount. Prices are derived, never stored: from
     `settings.TOKEN_PRICES`, `token_count` and `discount_percent` (see `bundles.pricing`)."""
 
-    name = models.CharField(max_length=100, unique=True)
-    description = models.TextField(blank=True, default="")
+    # `name`/`description` are the English texts (and `name` the bundle's unique identifier);
+    # `*_ru` the Russian ones. Readers get `display_name`/`display_description`: their language's.
+    name = models.CharField(_("name (English)"), max_length=100, unique=True)
+    name_ru = models.CharField(_("name (Russian)"), max_length=100, blank=True, default="")
+    description = models.TextField(_("description (English)"), blank=True, default="")
+    description_ru = models.TextField(_("description (Russian)"), blank=True, default="")
     token_count = models.PositiveIntegerField(
-        validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKEN_COUNT)]
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKEN_COUNT)], verbose_name=_("token count")
     )
-    duration_hours = models.PositiveIntegerField(help_text="A priced duration (a key of TOKEN_PRICES).")
-    scope = models.CharField(max_length=32, choices=Scope.choices, default=Scope.FULL)
+    duration_hours = models.PositiveIntegerField(
+        help_text=_("A priced duration (a key of TOKEN_PRICES)."), verbose_name=_("duration, hours")
+    )
+    scope = models.CharField(
+        max_length=32, choices=Scope.choices, default=Scope.FULL, verbose_name=_("scope")
+    )
     discount_percent = models.DecimalField(
         max_digits=5,
         decimal_places=2,
         default=Decimal("0.00"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        verbose_name=_("discount, %"),
     )
-    is_active = models.BooleanField(default=True, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    is_active = models.BooleanField(default=True, db_index=True, verbose_name=_("active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("token bundle")
+        verbose_name_plural = _("token bundles")
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(
@@ -49,7 +62,24 @@ class TokenBundle(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return self.display_name
+
+    def _localized(self, field: str) -> str:
+        language = (get_language() or "").split("-")[0]
+        if language and language != "en":
+            value = getattr(self, f"{field}_{language}", "")
+            if value:
+                return value
+        return getattr(self, field)
+
+    @property
+    def display_name(self) -> str:
+        """The name in the active language (English where no translation was written)."""
+        return self._localized("name")
+
+    @property
+    def display_description(self) -> str:
+        return self._localized("description")
 
     @property
     def prices(self) -> BundlePrices:

@@ -26,6 +26,9 @@ class TokenBundleSerializer(serializers.ModelSerializer):
     total_price = _money()
     savings = _money()
     price_per_token = _money()
+    # The reader's language (Accept-Language): the Russian texts where written, else English.
+    name = serializers.CharField(source="display_name", read_only=True)
+    description = serializers.CharField(source="display_description", read_only=True)
 
     class Meta:
         model = TokenBundle
@@ -53,6 +56,12 @@ class TokenBundleWriteSerializer(StrictJSONMixin, serializers.Serializer):
         validators=[UniqueValidator(TokenBundle.objects.all(), message="A bundle with this name exists.")],
     )
     description = serializers.CharField(required=False, allow_blank=True, default="")
+    name_ru = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="", help_text="The name in Russian."
+    )
+    description_ru = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="The description in Russian."
+    )
     token_count = serializers.IntegerField(min_value=1, max_value=MAX_TOKEN_COUNT)
     duration_hours = DurationHoursField(
         help_text="One of the priced durations: 1, 12, 24, 168, 720 (TOKEN_PRICE_* settings)."

@@ -25,7 +25,17 @@ from zenzefi.metrics import znc_revenue_total
 
 # What staff may change; prices are derived and can never be set.
 UPDATABLE_FIELDS = frozenset(
-    {"name", "description", "token_count", "duration_hours", "scope", "discount_percent", "is_active"}
+    {
+        "name",
+        "name_ru",
+        "description",
+        "description_ru",
+        "token_count",
+        "duration_hours",
+        "scope",
+        "discount_percent",
+        "is_active",
+    }
 )
 
 
@@ -145,12 +155,16 @@ def bundle_create(
     scope: str = Scope.FULL,
     discount_percent: Decimal = Decimal("0.00"),
     description: str = "",
+    name_ru: str = "",
+    description_ru: str = "",
     is_active: bool = True,
     request=None,
 ) -> TokenBundle:
     bundle = TokenBundle(
         name=name.strip(),
+        name_ru=name_ru.strip(),
         description=description,
+        description_ru=description_ru,
         token_count=token_count,
         duration_hours=duration_hours,
         scope=scope,

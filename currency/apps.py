@@ -1,6 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class CurrencyConfig(AppConfig):
     name = "currency"
-    verbose_name = "ZNC ledger"
+    verbose_name = _("ZNC ledger")

@@ -1,14 +1,15 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class TransactionType(models.TextChoices):
-    DEPOSIT = "DEPOSIT", "Deposit"
-    PURCHASE = "PURCHASE", "Purchase"
-    REFUND = "REFUND", "Refund"
-    REFERRAL_BONUS = "REFERRAL_BONUS", "Referral bonus"
-    ADJUSTMENT = "ADJUSTMENT", "Adjustment (staff)"
-    GIFT = "GIFT", "Gift"
+    DEPOSIT = "DEPOSIT", _("Deposit")
+    PURCHASE = "PURCHASE", _("Purchase")
+    REFUND = "REFUND", _("Refund")
+    REFERRAL_BONUS = "REFERRAL_BONUS", _("Referral bonus")
+    ADJUSTMENT = "ADJUSTMENT", _("Adjustment (staff)")
+    GIFT = "GIFT", _("Gift")
 
 
 class AppendOnlyError(Exception):
@@ -26,17 +27,28 @@ class TransactionQuerySet(models.QuerySet):
 class Transaction(models.Model):
     """One row per balance change, written by `currency.services.balance_change` only."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="transactions")
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
-    balance_after = models.DecimalField(max_digits=12, decimal_places=2)
-    type = models.CharField(max_length=20, choices=TransactionType.choices, db_index=True)
-    description = models.CharField(max_length=255, blank=True, default="")
-    reference = models.CharField(max_length=128, blank=True, default="", db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="transactions",
+        verbose_name=_("user"),
+    )
+    amount = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("amount"))
+    balance_after = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("balance after"))
+    type = models.CharField(
+        max_length=20, choices=TransactionType.choices, db_index=True, verbose_name=_("type")
+    )
+    description = models.CharField(max_length=255, blank=True, default="", verbose_name=_("description"))
+    reference = models.CharField(
+        max_length=128, blank=True, default="", db_index=True, verbose_name=_("reference")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created at"))
 
     objects = TransactionQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("transaction")
+        verbose_name_plural = _("transactions")
         ordering = ["-created_at", "-id"]
         indexes = [
             # History pages: the ordering's full key, so a page is an index range (keyset).

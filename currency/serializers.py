@@ -1,15 +1,27 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from currency.descriptions import describe, description_of
 from currency.models import Transaction
 from zenzefi.amounts import AmountField
 from zenzefi.fields import StrictJSONMixin
 
 
+class TransactionListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        rows = list(data.all() if hasattr(data, "all") else data)
+        describe(rows)  # one query per kind of reference, not per row
+        return super().to_representation(rows)
+
+
 class TransactionSerializer(serializers.ModelSerializer):
     transaction_type = serializers.CharField(source="type", read_only=True)
+    # Rendered now from `type` and `reference`, in the request's language (Accept-Language, else
+    # English); the stored English text stays in the ledger.
+    description = serializers.SerializerMethodField()
 
     class Meta:
+        list_serializer_class = TransactionListSerializer
         model = Transaction
         fields = [
             "id",
@@ -22,6 +34,9 @@ class TransactionSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_description(self, obj) -> str:
+        return description_of(obj)
 
 
 class TopUpAmountSerializer(StrictJSONMixin, serializers.Serializer):

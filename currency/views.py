@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.templatetags.pages import money
 from currency import payments, selectors
+from currency.descriptions import describe
 from currency.page_forms import TopUpForm, TransactionFilterForm
 from idempotency.services import InvalidPageNonce, page_action_once, page_nonce_issue, page_nonce_key
 from payments.models import PaymentStatus
@@ -152,5 +153,6 @@ def transactions(request: HttpRequest) -> HttpResponse:
     transaction_type = form.cleaned_data["type"] or None if form.is_valid() else None
     qs = selectors.transaction_list(user=request.user, transaction_type=transaction_type)
     page = DeferredJoinPaginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    describe(page.object_list)  # each row's description in the reader's language
     query = f"&type={transaction_type}" if transaction_type else ""
     return render(request, "currency/transactions.html", {"form": form, "page": page, "query": query})

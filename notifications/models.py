@@ -1,22 +1,23 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class NotificationKind(models.TextChoices):
-    TOKEN_EXPIRING = "token_expiring", "Token expiring soon"
-    BALANCE_LOW = "balance_low", "Balance low"
-    REFERRAL_BONUS = "referral_bonus", "Referral bonus"
-    AUTO_RENEW_DONE = "auto_renew_done", "Auto-renewal done"
-    AUTO_RENEW_FAILED = "auto_renew_failed", "Auto-renewal failed"
-    PAYMENT_RECEIVED = "payment_received", "Payment received"
+    TOKEN_EXPIRING = "token_expiring", _("Token expiring soon")
+    BALANCE_LOW = "balance_low", _("Balance low")
+    REFERRAL_BONUS = "referral_bonus", _("Referral bonus")
+    AUTO_RENEW_DONE = "auto_renew_done", _("Auto-renewal done")
+    AUTO_RENEW_FAILED = "auto_renew_failed", _("Auto-renewal failed")
+    PAYMENT_RECEIVED = "payment_received", _("Payment received")
 
 
 class EmailStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Skipped (no email address)"
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped (no email address)")
 
 
 class Notification(models.Model):
@@ -28,18 +29,32 @@ class Notification(models.Model):
     `context` holds JSON-safe template values (ISO datetimes in keys ending with `_at`).
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
-    dedupe_key = models.CharField(max_length=128, unique=True, null=True, blank=True, editable=False)
-    context = models.JSONField(default=dict, blank=True)
-    language = models.CharField(max_length=8, blank=True, default="")
-    email_status = models.CharField(max_length=16, choices=EmailStatus.choices, default=EmailStatus.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.CharField(max_length=500, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("user"),
+    )
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices, verbose_name=_("kind"))
+    dedupe_key = models.CharField(
+        max_length=128, unique=True, null=True, blank=True, editable=False, verbose_name=_("dedupe key")
+    )
+    context = models.JSONField(default=dict, blank=True, verbose_name=_("context"))
+    language = models.CharField(max_length=8, blank=True, default="", verbose_name=_("language"))
+    email_status = models.CharField(
+        max_length=16,
+        choices=EmailStatus.choices,
+        default=EmailStatus.PENDING,
+        verbose_name=_("email status"),
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    last_error = models.CharField(max_length=500, blank=True, default="", verbose_name=_("last error"))
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created at"))
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["user", "kind", "created_at"]),

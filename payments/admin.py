@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from payments.models import COMPLETE_PERMISSION, ExchangeRate, Payment, PaymentStatus
 from payments.services import payment_complete
@@ -49,10 +51,15 @@ class PaymentAdmin(IndexedSearchAdmin):
     def has_complete_permission(self, request):
         return request.user.has_perm(COMPLETE_PERMISSION)
 
-    @admin.action(description="Mark succeeded (mock payments only; credits once)", permissions=["complete"])
+    @admin.action(
+        description=gettext_lazy("Mark succeeded (mock payments only; credits once)"),
+        permissions=["complete"],
+    )
     def mark_succeeded_mock(self, request, queryset):
         if not settings.MOCK_PAYMENTS_ENABLED:
-            self.message_user(request, "Mock payments are disabled (MOCK_PAYMENTS_ENABLED).", messages.ERROR)
+            self.message_user(
+                request, _("Mock payments are disabled (MOCK_PAYMENTS_ENABLED)."), messages.ERROR
+            )
             return
         credited = skipped = 0
         for payment in queryset.order_by("pk"):
@@ -64,13 +71,18 @@ class PaymentAdmin(IndexedSearchAdmin):
                     payment_id=payment.pk, source="admin_action", actor=request.user, request=request
                 )
             except ApplicationError as exc:
-                self.message_user(request, f"Payment {payment.pk}: {exc.detail}", messages.ERROR)
+                self.message_user(
+                    request,
+                    _("Payment %(id)s: %(error)s") % {"id": payment.pk, "error": exc.detail},
+                    messages.ERROR,
+                )
                 continue
             credited += int(done.credited)
             skipped += int(not done.credited)
         self.message_user(
             request,
-            f"{credited} payment(s) credited; {skipped} skipped (not pending or not mock).",
+            _("Payments credited: %(credited)d; skipped (not pending or not mock): %(skipped)d.")
+            % {"credited": credited, "skipped": skipped},
             messages.INFO,
         )
 

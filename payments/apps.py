@@ -1,6 +1,13 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PaymentsConfig(AppConfig):
     name = "payments"
-    verbose_name = "Payments (top-ups)"
+    verbose_name = _("Payments (top-ups)")
+
+    def ready(self):
+        from currency.descriptions import register
+        from payments.descriptions import render
+
+        register("payment", render)

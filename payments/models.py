@@ -5,19 +5,20 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class PaymentStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SUCCEEDED = "succeeded", "Succeeded"
-    CANCELED = "canceled", "Canceled"
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    CANCELED = "canceled", _("Canceled")
 
 
 class Currency(models.TextChoices):
-    ZNC = "ZNC", "ZNC"
-    RUB = "RUB", "Russian rouble"
-    USD = "USD", "US dollar"
-    EUR = "EUR", "Euro"
+    ZNC = "ZNC", _("ZNC")
+    RUB = "RUB", _("Russian rouble")
+    USD = "USD", _("US dollar")
+    EUR = "EUR", _("Euro")
 
 
 # Currencies with a staff-maintained rate (ZNC is the ledger unit: its rate is always 1).
@@ -29,16 +30,31 @@ class ExchangeRate(models.Model):
     currency. Staff add rates in the admin; old rates are kept (payments record the rate used)."""
 
     currency = models.CharField(
-        max_length=3, choices=[(c.value, c.label) for c in RATED_CURRENCIES], db_index=True
+        max_length=3,
+        choices=[(c.value, c.label) for c in RATED_CURRENCIES],
+        db_index=True,
+        verbose_name=_("currency"),
     )
-    rate = models.DecimalField(max_digits=18, decimal_places=8, help_text="ZNC per one unit of the currency.")
-    valid_from = models.DateTimeField(db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    rate = models.DecimalField(
+        max_digits=18,
+        decimal_places=8,
+        help_text=_("ZNC per one unit of the currency."),
+        verbose_name=_("rate"),
+    )
+    valid_from = models.DateTimeField(db_index=True, verbose_name=_("valid from"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
     )
 
     class Meta:
+        verbose_name = _("exchange rate")
+        verbose_name_plural = _("exchange rates")
         ordering = ["currency", "-valid_from", "-id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(rate__gt=0), name="exchange_rate_positive"),
@@ -62,29 +78,55 @@ class Payment(models.Model):
     pending → canceled, by conditional UPDATEs in `payments.services`; nothing else writes it.
     """
 
-    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
-    provider = models.CharField(max_length=32, db_index=True)
-    provider_payment_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, help_text="ZNC credited on success.")
-    currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.ZNC)
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("UID"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments", verbose_name=_("user")
+    )
+    provider = models.CharField(max_length=32, db_index=True, verbose_name=_("provider"))
+    provider_payment_id = models.CharField(
+        max_length=128, blank=True, default="", db_index=True, verbose_name=_("provider payment ID")
+    )
+    amount = models.DecimalField(
+        max_digits=12, decimal_places=2, help_text=_("ZNC credited on success."), verbose_name=_("amount")
+    )
+    currency = models.CharField(
+        max_length=3, choices=Currency.choices, default=Currency.ZNC, verbose_name=_("currency")
+    )
     original_amount = models.DecimalField(
-        max_digits=14, decimal_places=2, help_text="Charged by the provider, in `currency`."
+        max_digits=14,
+        decimal_places=2,
+        help_text=_("Charged by the provider, in `currency`."),
+        verbose_name=_("original amount"),
     )
     exchange_rate = models.DecimalField(
-        max_digits=18, decimal_places=8, default=Decimal("1"), help_text="ZNC per one unit of `currency`."
+        max_digits=18,
+        decimal_places=8,
+        default=Decimal("1"),
+        help_text=_("ZNC per one unit of `currency`."),
+        verbose_name=_("exchange rate"),
     )
     status = models.CharField(
-        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_index=True
+        max_length=16,
+        choices=PaymentStatus.choices,
+        default=PaymentStatus.PENDING,
+        db_index=True,
+        verbose_name=_("status"),
     )
-    checkout_url = models.URLField(max_length=2000, blank=True, default="")
+    checkout_url = models.URLField(max_length=2000, blank=True, default="", verbose_name=_("checkout URL"))
     deposit = models.OneToOneField(
-        "currency.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="payment"
+        "currency.Transaction",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="payment",
+        verbose_name=_("deposit"),
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created at"))
+    completed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("completed at"))
 
     class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
         ordering = ["-created_at", "-id"]
         permissions = [("complete_payment", "Can complete a pending mock payment by hand")]
         constraints = [

@@ -1,15 +1,17 @@
 from django.contrib import admin
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from proxy.models import ProxySession
 from zenzefi.admin_search import IndexedSearchAdmin
 
 
 class OpenFilter(admin.SimpleListFilter):
-    title = "state"
+    title = gettext_lazy("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("open", "Open"), ("ended", "Ended")]
+        return [("open", _("Open")), ("ended", _("Ended"))]
 
     def queryset(self, request, queryset):
         if self.value() == "open":

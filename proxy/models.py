@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ProxySession(models.Model):
@@ -11,22 +12,29 @@ class ProxySession(models.Model):
     key-value store.
     """
 
-    key = models.CharField(max_length=32, unique=True, editable=False)
-    token = models.ForeignKey("tokens.AccessToken", on_delete=models.CASCADE, related_name="proxy_sessions")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="proxy_sessions"
+    key = models.CharField(max_length=32, unique=True, editable=False, verbose_name=_("key"))
+    token = models.ForeignKey(
+        "tokens.AccessToken", on_delete=models.CASCADE, related_name="proxy_sessions", verbose_name=_("token")
     )
-    device_id = models.CharField(max_length=128)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True, default="")
-    started_at = models.DateTimeField()
-    last_seen = models.DateTimeField()
-    ended_at = models.DateTimeField(null=True, blank=True)
-    request_count = models.PositiveBigIntegerField(default=0)
-    bytes_in = models.PositiveBigIntegerField(default=0)
-    bytes_out = models.PositiveBigIntegerField(default=0)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="proxy_sessions",
+        verbose_name=_("user"),
+    )
+    device_id = models.CharField(max_length=128, verbose_name=_("device ID"))
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name=_("IP address"))
+    user_agent = models.CharField(max_length=512, blank=True, default="", verbose_name=_("user agent"))
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    last_seen = models.DateTimeField(verbose_name=_("last seen"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
+    request_count = models.PositiveBigIntegerField(default=0, verbose_name=_("request count"))
+    bytes_in = models.PositiveBigIntegerField(default=0, verbose_name=_("bytes in"))
+    bytes_out = models.PositiveBigIntegerField(default=0, verbose_name=_("bytes out"))
 
     class Meta:
+        verbose_name = _("proxy session")
+        verbose_name_plural = _("proxy sessions")
         ordering = ["-started_at", "-id"]
         indexes = [
             models.Index(fields=["token", "ended_at"]),

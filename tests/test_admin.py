@@ -16,7 +16,8 @@ def adjust_url(user):
 
 @pytest.fixture
 def superuser(db):
-    return UserFactory(is_staff=True, is_superuser=True)
+    # These tests read the admin in English (the staff member's own language choice).
+    return UserFactory(is_staff=True, is_superuser=True, language="en")
 
 
 def test_superuser_adjusts_balance_through_the_ledger(client, superuser):

@@ -12,7 +12,7 @@ from currency.models import Transaction, TransactionType
 from tests.factories import STAFF_API_PERMISSIONS, UserFactory, fund, staff_with
 from tests.test_currency_api import assert_error
 from tokens.models import AccessToken
-from tokens.services import token_purchase, token_revoke
+from tokens.services import token_activate, token_purchase, token_revoke
 from tokens.validation import validate_token
 
 pytestmark = pytest.mark.django_db
@@ -455,8 +455,11 @@ def test_token_list_filters_by_user_and_active_only(staff_client):
     fund(bob, "100")
     kept, gone, other = buy(alice), buy(alice), buy(bob)
     token_revoke(token_id=gone.token.pk, actor=alice, owner=alice)
+    waiting = buy(alice)  # bought, never used: not active
+    token_activate(token=kept.token)
+    token_activate(token=other.token)
     mine = staff_client.get(TOKENS, {"user_id": alice.pk}).json()
-    assert {row["id"] for row in mine["results"]} == {kept.token.pk, gone.token.pk}
+    assert {row["id"] for row in mine["results"]} == {kept.token.pk, gone.token.pk, waiting.token.pk}
     active = staff_client.get(TOKENS, {"user_id": alice.pk, "active_only": "true"}).json()
     assert [row["id"] for row in active["results"]] == [kept.token.pk]
     everyone_active = staff_client.get(TOKENS, {"active_only": "true"}).json()

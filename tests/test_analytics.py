@@ -177,11 +177,12 @@ def test_queries_do_not_grow_with_rows(dataset, django_assert_max_num_queries):
             bytes_out=1,
         )
     with time_machine.travel(NOW, tick=False):
-        with django_assert_max_num_queries(3):
-            selectors.usage_for_user(user=dataset, period="month")
+        # +1 each: the open sessions whose unflushed counters are read from the store.
         with django_assert_max_num_queries(5):
+            selectors.usage_for_user(user=dataset, period="month")
+        with django_assert_max_num_queries(6):
             selectors.global_stats(period="month")
-        with django_assert_max_num_queries(3):
+        with django_assert_max_num_queries(4):
             series = selectors.global_series(period="week")["series"]
     assert len(series) == 8  # 7 days plus today's partial one
     assert sum(point["proxy_requests"] for point in series) == 425 + 30
@@ -198,9 +199,9 @@ def test_admin_dashboard_page(dataset, client):
             page = client.get("/admin/analytics/", {"period": period})
             assert page.status_code == 200
             html = page.content.decode()
-            assert "<svg" in html and "<rect" in html
+            assert "<canvas" in html and "chart.umd.min.js" in html
         page = client.get("/admin/analytics/", {"period": "day"}).content.decode()
-    assert '<td id="stat-revenue">29.00</td>' in page
+    assert '<td id="stat-revenue">29,00</td>' in page  # the staff member's language: Russian
     assert '<td id="stat-purchases">3</td>' in page
     assert '<td id="stat-requests">125</td>' in page
 

@@ -58,7 +58,7 @@ def browser_page(live_server, monkeypatch):
     # plain synchronous code that never runs inside it.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("*.png"):
+    for old in SCREENSHOTS.glob("[0-9][0-9]-*.png"):  # its own; other browser tests keep theirs
         old.unlink()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -165,4 +165,4 @@ def test_customer_path_in_a_browser(browser_page, live_server):
         TransactionType.PURCHASE,
         TransactionType.REFUND,
     ]
-    assert len(list(SCREENSHOTS.glob("*.png"))) == 12
+    assert len(list(SCREENSHOTS.glob("[0-9][0-9]-*.png"))) == 12

@@ -650,7 +650,7 @@ def test_schema_lists_the_bundle_paths(client):
 
 @pytest.fixture
 def superuser_client(client):
-    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    admin_user = UserFactory(is_staff=True, is_superuser=True, language="en")  # reads the admin in English
     client.force_login(admin_user)
     client.admin_user = admin_user
     return client
@@ -666,7 +666,7 @@ def test_admin_pages_show_derived_prices(superuser_client):
     ]:
         assert superuser_client.get(url).status_code == 200, url
     page = superuser_client.get("/admin/bundles/tokenbundle/").content.decode()
-    assert "81.00 ZNC" in page and "1600.00 ZNC" in page
+    assert "81.00 ZNC" in page and "1,600.00 ZNC" in page  # the locale's grouping
     change = superuser_client.get(f"/admin/bundles/tokenbundle/{bundle.pk}/change/").content.decode()
     assert 'name="total_price' not in change and "90.00 ZNC" in change
 

@@ -123,8 +123,10 @@ def test_low_balance_at_most_once_per_24h_in_users_language(
     fund(user, "5")
     assert run(notify_low_balance, django_capture_on_commit_callbacks) == 1
     assert len(mail.outbox) == 1
-    assert subject_word in mail.outbox[0].subject and "5.00" in mail.outbox[0].body
-    assert "10.00" in mail.outbox[0].body
+    # Amounts in the reader's locale: 5.00 / 5,00.
+    sep = "," if language == "ru" else "."
+    assert subject_word in mail.outbox[0].subject and f"5{sep}00" in mail.outbox[0].body
+    assert f"10{sep}00" in mail.outbox[0].body
     assert run(notify_low_balance, django_capture_on_commit_callbacks) == 0  # idempotent
     with time_machine.travel(timezone.now() + timedelta(hours=23)):
         assert run(notify_low_balance, django_capture_on_commit_callbacks) == 0

@@ -141,10 +141,13 @@ def test_my_tokens_and_active_only(auth_client, user):
     UserFactory()  # someone else's tokens never show
     all_ids = [t["id"] for t in auth_client.get(MINE).json()["results"]]
     assert sorted(all_ids) == sorted([a.pk, b.pk, c.pk])
+    # Active = activated, not expired, not revoked: a token waiting for its first use is not.
+    assert auth_client.get(MINE, {"active_only": "true"}).json()["results"] == []
+    services.token_activate(token=c)
     active = auth_client.get(MINE, {"active_only": "true"}).json()["results"]
     assert [t["id"] for t in active] == [c.pk]
     statuses = {t["id"]: t["status"] for t in auth_client.get(MINE).json()["results"]}
-    assert statuses == {a.pk: "revoked", b.pk: "expired", c.pk: "not_activated"}
+    assert statuses == {a.pk: "revoked", b.pk: "expired", c.pk: "active"}
     assert_error(auth_client.get(MINE, {"active_only": "maybe"}), 400)
 
 

@@ -3,7 +3,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
+from accounts.templatetags.pages import money
 from audit.services import audit_record
 from tokens.models import REVOKE_PERMISSION, AccessToken, TokenState
 from tokens.services import token_revoke
@@ -14,7 +17,7 @@ from zenzefi.errors import ApplicationError, Conflict
 class TokenStateFilter(admin.SimpleListFilter):
     """The same states as `AccessToken.state()`: revoked wins, then not activated, expired, active."""
 
-    title = "state"
+    title = gettext_lazy("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
@@ -27,7 +30,7 @@ class TokenStateFilter(admin.SimpleListFilter):
             case TokenState.NOT_ACTIVATED:
                 return live.filter(activated_at__isnull=True)
             case TokenState.ACTIVE:
-                return live.filter(activated_at__isnull=False, expires_at__gt=now)
+                return queryset.active(now)
             case TokenState.EXPIRED:
                 return live.filter(activated_at__isnull=False, expires_at__lte=now)
             case TokenState.REVOKED:
@@ -96,11 +99,11 @@ class AccessTokenAdmin(IndexedSearchAdmin):
     readonly_fields = tuple(f for f in fields if f != "auto_renew")
     actions = ["revoke_with_refund", "force_revoke"]
 
-    @admin.display(description="prefix", ordering="prefix")
+    @admin.display(description=gettext_lazy("prefix"), ordering="prefix")
     def prefix_display(self, obj):
         return f"{obj.prefix}…"
 
-    @admin.display(description="state")
+    @admin.display(description=gettext_lazy("state"))
     def state_display(self, obj):
         return TokenState(obj.state()).label
 
@@ -127,11 +130,11 @@ class AccessTokenAdmin(IndexedSearchAdmin):
                 request=request,
             )
 
-    @admin.action(description="Revoke with refund", permissions=["revoke"])
+    @admin.action(description=gettext_lazy("Revoke with refund"), permissions=["revoke"])
     def revoke_with_refund(self, request, queryset):
         self._revoke(request, queryset, refund=True)
 
-    @admin.action(description="Force revoke (no refund)", permissions=["revoke"])
+    @admin.action(description=gettext_lazy("Force revoke (no refund)"), permissions=["revoke"])
     def force_revoke(self, request, queryset):
         self._revoke(request, queryset, refund=False)
 
@@ -150,13 +153,31 @@ class AccessTokenAdmin(IndexedSearchAdmin):
                 revoked += 1
                 refunded += token.refund_amount or Decimal("0.00")
         if revoked:
-            how = f"refunded {refunded:.2f} ZNC in total" if refund else "no refund"
-            self.message_user(request, f"Revoked {revoked} token(s); {how}.", messages.SUCCESS)
+            how = (
+                _("refunded %(amount)s ZNC in total") % {"amount": money(refunded)}
+                if refund
+                else _("no refund")
+            )
+            self.message_user(
+                request,
+                ngettext("Revoked %(count)d token; %(how)s.", "Revoked %(count)d tokens; %(how)s.", revoked)
+                % {"count": revoked, "how": how},
+                messages.SUCCESS,
+            )
         if skipped:
             self.message_user(
-                request, f"Skipped {skipped} token(s) that were already revoked.", messages.WARNING
+                request,
+                ngettext(
+                    "Skipped %(count)d token that was already revoked.",
+                    "Skipped %(count)d tokens that were already revoked.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
             )
         if failures:
-            self.message_user(request, "Not revoked: " + "; ".join(failures), messages.ERROR)
+            self.message_user(
+                request, _("Not revoked: %(errors)s") % {"errors": "; ".join(failures)}, messages.ERROR
+            )
         if not (revoked or skipped or failures):
-            self.message_user(request, "No tokens were revoked.", messages.WARNING)
+            self.message_user(request, _("No tokens were revoked."), messages.WARNING)

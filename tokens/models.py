@@ -6,21 +6,22 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 # The admin's revoke actions and the staff API's force revoke (`DELETE admin/tokens/{id}`).
 REVOKE_PERMISSION = "tokens.revoke_token"
 
 
 class Scope(models.TextChoices):
-    FULL = "full", "Full access"
-    CERTIFICATES_ONLY = "certificates_only", "Certificates only"
+    FULL = "full", _("Full access")
+    CERTIFICATES_ONLY = "certificates_only", _("Certificates only")
 
 
 class TokenState(models.TextChoices):
-    NOT_ACTIVATED = "not_activated", "Not activated"
-    ACTIVE = "active", "Active"
-    EXPIRED = "expired", "Expired"
-    REVOKED = "revoked", "Revoked"
+    NOT_ACTIVATED = "not_activated", _("Not activated")
+    ACTIVE = "active", _("Active")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
 
 
 def token_digest(plaintext: str) -> str:
@@ -29,6 +30,16 @@ def token_digest(plaintext: str) -> str:
 
 
 class AccessTokenQuerySet(models.QuerySet):
+    def active(self, now=None):
+        """THE meaning of "active token" everywhere (customer dashboard, admin filter, REST
+        `active_only`, analytics `active_tokens`, `active_tokens_gauge`): activated, not
+        expired, not revoked. A bought token waiting for its first use is "not activated"."""
+        now = now or timezone.now()
+        return self.filter(activated_at__isnull=False, revoked_at__isnull=True, expires_at__gt=now)
+
+    def not_activated(self):
+        return self.filter(activated_at__isnull=True, revoked_at__isnull=True)
+
     def usable(self, now=None):
         """Not revoked and not expired (activated or not yet)."""
         now = now or timezone.now()
@@ -44,28 +55,50 @@ class AccessToken(models.Model):
     only writer of both; it stays null until the first successful proxy request.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens")
-    digest = models.CharField(max_length=64, unique=True, editable=False)
-    prefix = models.CharField(max_length=8, editable=False)
-    duration_hours = models.PositiveIntegerField()
-    scope = models.CharField(max_length=32, choices=Scope.choices, default=Scope.FULL)
-    cost = models.DecimalField(max_digits=12, decimal_places=2)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    activated_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="access_tokens",
+        verbose_name=_("user"),
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False, verbose_name=_("digest"))
+    prefix = models.CharField(max_length=8, editable=False, verbose_name=_("prefix"))
+    duration_hours = models.PositiveIntegerField(verbose_name=_("duration, hours"))
+    scope = models.CharField(
+        max_length=32, choices=Scope.choices, default=Scope.FULL, verbose_name=_("scope")
+    )
+    cost = models.DecimalField(max_digits=12, decimal_places=2, verbose_name=_("cost"))
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created at"))
+    activated_at = models.DateTimeField(null=True, blank=True, verbose_name=_("activated at"))
+    expires_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, editable=False, verbose_name=_("expires at")
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
     refund_amount = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True, editable=False
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        editable=False,
+        verbose_name=_("refund amount"),
     )
     expired_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="When the expiry job processed the token."
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When the expiry job processed the token."),
+        verbose_name=_("expired at"),
     )
-    auto_renew = models.BooleanField(default=False)
-    bundle_purchase = models.CharField(max_length=64, blank=True, default="", editable=False)
+    auto_renew = models.BooleanField(default=False, verbose_name=_("auto-renewal"))
+    bundle_purchase = models.CharField(
+        max_length=64, blank=True, default="", editable=False, verbose_name=_("bundle purchase")
+    )
 
     objects = AccessTokenQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("access token")
+        verbose_name_plural = _("access tokens")
         ordering = ["-created_at", "-id"]
         permissions = [("revoke_token", "Can revoke tokens from the admin")]
         indexes = [

@@ -10,5 +10,5 @@ def token_list(*, user=None, active_only: bool = False) -> QuerySet[AccessToken]
     if user is not None:
         qs = qs.filter(user=user)
     if active_only:
-        qs = qs.usable()
+        qs = qs.active()
     return qs.order_by("-created_at", "-id")

@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from webhooks import services
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -84,7 +86,7 @@ class WebhookDeliveryAdmin(IndexedSearchAdmin):
     def has_replay_permission(self, request):
         return request.user.has_perm(REPLAY_PERMISSION)
 
-    @admin.action(description="Replay selected deliveries", permissions=["replay"])
+    @admin.action(description=gettext_lazy("Replay selected deliveries"), permissions=["replay"])
     def replay(self, request, queryset):
         done = 0
         for delivery_id in queryset.values_list("pk", flat=True):
@@ -92,6 +94,15 @@ class WebhookDeliveryAdmin(IndexedSearchAdmin):
                 services.webhook_delivery_replay(delivery_id=delivery_id, actor=request.user, request=request)
                 done += 1
             except ApplicationError as exc:
-                self.message_user(request, f"Delivery {delivery_id}: {exc.detail}", messages.WARNING)
+                self.message_user(
+                    request,
+                    _("Delivery %(id)s: %(error)s") % {"id": delivery_id, "error": exc.detail},
+                    messages.WARNING,
+                )
         if done:
-            self.message_user(request, f"{done} delivery(ies) queued again.", messages.SUCCESS)
+            self.message_user(
+                request,
+                ngettext("%(count)d delivery queued again.", "%(count)d deliveries queued again.", done)
+                % {"count": done},
+                messages.SUCCESS,
+            )

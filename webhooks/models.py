@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 EVENTS = (
     "token.purchased",
@@ -26,23 +27,38 @@ class WebhookEndpoint(models.Model):
     the endpoint (`disabled_at`, `disabled_reason`).
     """
 
-    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("UID"))
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="webhook_endpoints",
+        verbose_name=_("user"),
     )
-    url = models.URLField(max_length=2000)
-    events = models.JSONField(default=list)
-    secret_salt = models.CharField(max_length=64, editable=False)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
-    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
-    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_failure_at = models.DateTimeField(null=True, blank=True, editable=False)
-    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
-    disabled_reason = models.CharField(max_length=255, blank=True, default="", editable=False)
+    url = models.URLField(max_length=2000, verbose_name=_("URL"))
+    events = models.JSONField(default=list, verbose_name=_("events"))
+    secret_salt = models.CharField(max_length=64, editable=False, verbose_name=_("secret salt"))
+    is_active = models.BooleanField(default=True, verbose_name=_("active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    failing_since = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("failing since")
+    )
+    consecutive_failures = models.PositiveIntegerField(
+        default=0, editable=False, verbose_name=_("consecutive failures")
+    )
+    last_success_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("last success at")
+    )
+    last_failure_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("last failure at")
+    )
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("disabled at"))
+    disabled_reason = models.CharField(
+        max_length=255, blank=True, default="", editable=False, verbose_name=_("disabled reason")
+    )
 
     class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["user", "is_active"])]
 
@@ -51,38 +67,57 @@ class WebhookEndpoint(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
-    RETRYING = "retrying", "Waiting to retry"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    RETRYING = "retrying", _("Waiting to retry")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
 
 
 class WebhookDelivery(models.Model):
     """One event for one endpoint. `event_id` is the Standard-Webhooks `webhook-id`: the same on
     every attempt and on a staff replay, so receivers can de-duplicate."""
 
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=32, db_index=True)
-    event_id = models.CharField(max_length=64, db_index=True, editable=False)
-    payload = models.JSONField()
-    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    last_status_code = models.PositiveIntegerField(null=True, blank=True)
-    last_response = models.TextField(blank=True, default="")
-    last_error = models.CharField(max_length=500, blank=True, default="")
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("endpoint")
+    )
+    event = models.CharField(max_length=32, db_index=True, verbose_name=_("event"))
+    event_id = models.CharField(max_length=64, db_index=True, editable=False, verbose_name=_("event ID"))
+    payload = models.JSONField(verbose_name=_("payload"))
+    status = models.CharField(
+        max_length=16,
+        choices=DeliveryStatus.choices,
+        default=DeliveryStatus.PENDING,
+        verbose_name=_("status"),
+    )
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    last_status_code = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("last status code"))
+    last_response = models.TextField(blank=True, default="", verbose_name=_("last response"))
+    last_error = models.CharField(max_length=500, blank=True, default="", verbose_name=_("last error"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("claimed until")
+    )
     # Who holds the lease: "<Celery task id>:<retries>" of the message that claimed it. The
     # same message redelivered after its worker died may take the lease over at once.
-    claimed_by = models.CharField(max_length=255, blank=True, default="", editable=False)
-    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(
+        max_length=255, blank=True, default="", editable=False, verbose_name=_("claimed by")
+    )
+    replay_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("replay of"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created at"))
+    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
 
     class Meta:
+        verbose_name = _("webhook delivery")
         ordering = ["-created_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
+        verbose_name_plural = _("webhook deliveries")
         permissions = [("replay_webhookdelivery", "Can replay webhook deliveries from the admin")]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
@@ -93,17 +128,21 @@ class WebhookDelivery(models.Model):
 class WebhookAttempt(models.Model):
     """Every attempt of a delivery, as it happened."""
 
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
-    number = models.PositiveIntegerField()
-    started_at = models.DateTimeField()
-    duration_ms = models.PositiveIntegerField(default=0)
-    status_code = models.PositiveIntegerField(null=True, blank=True)
-    response_body = models.TextField(blank=True, default="")
-    error = models.CharField(max_length=500, blank=True, default="")
-    succeeded = models.BooleanField(default=False)
-    retry_in_seconds = models.PositiveIntegerField(null=True, blank=True)
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log", verbose_name=_("delivery")
+    )
+    number = models.PositiveIntegerField(verbose_name=_("number"))
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    duration_ms = models.PositiveIntegerField(default=0, verbose_name=_("duration, ms"))
+    status_code = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("status code"))
+    response_body = models.TextField(blank=True, default="", verbose_name=_("response body"))
+    error = models.CharField(max_length=500, blank=True, default="", verbose_name=_("error"))
+    succeeded = models.BooleanField(default=False, verbose_name=_("succeeded"))
+    retry_in_seconds = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("retry in, seconds"))
 
     class Meta:
+        verbose_name = _("webhook attempt")
+        verbose_name_plural = _("webhook attempts")
         ordering = ["delivery", "number"]
 
     def __str__(self) -> str:
