@@ -29,7 +29,7 @@ WORKDIR /app
 # The code stays owned by root: the app user can read it, not change it.
 COPY . /app
 # Static files are collected at build time (WhiteNoise serves them); settings need a key to load.
-RUN SECRET_KEY=collectstatic-only-build-key DATABASE_URL=sqlite:////tmp/build.sqlite3 \
+RUN SECRET_KEY=collectstatic-only-build-key WEBHOOK_SIGNING_KEY=build-only PAYMENT_WEBHOOK_SECRET=build-only DATABASE_URL=sqlite:////tmp/build.sqlite3 \
         python manage.py collectstatic --noinput -v0 \
     && rm -f /tmp/build.sqlite3* \
     && mkdir -p /var/lib/zenzefi/backups /tmp/prometheus \

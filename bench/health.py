@@ -65,6 +65,8 @@ def main() -> None:
         **os.environ,
         "ZENZEFI_VAR_DIR": os.environ.get("ZENZEFI_VAR_DIR", "var/bench-health"),
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
+        "WEBHOOK_SIGNING_KEY": "bench-only-webhook-signing-key",
+        "PAYMENT_WEBHOOK_SECRET": "bench-only-payment-webhook-secret",
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1",
     }

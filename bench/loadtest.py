@@ -136,6 +136,8 @@ def main() -> int:
         DATABASE_URL=database_url,
         ZENZEFI_VAR_DIR=str(VAR / "var"),
         SECRET_KEY=secrets.token_urlsafe(50),
+        WEBHOOK_SIGNING_KEY=secrets.token_urlsafe(50),
+        PAYMENT_WEBHOOK_SECRET=secrets.token_urlsafe(50),
         DEBUG="false",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         MOCK_PAYMENTS_ENABLED="true",

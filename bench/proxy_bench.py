@@ -80,6 +80,8 @@ def platform_env(redis_url: str) -> dict:
         {
             "ZENZEFI_VAR_DIR": "var/bench-proxy",
             "SECRET_KEY": "bench-only-secret-key-0123456789abcdef",
+            "WEBHOOK_SIGNING_KEY": "bench-only-webhook-signing-key",
+            "PAYMENT_WEBHOOK_SECRET": "bench-only-payment-webhook-secret",
             "DEBUG": "false",
             "REDIS_URL": redis_url,
             "CACHE_KEY_PREFIX": "zzbench",

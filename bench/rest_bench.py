@@ -83,6 +83,8 @@ def bench_env(args) -> dict:
             "CACHE_KEY_PREFIX": "zzrestbench",
             "CELERY_BROKER_URL": "memory://",
             "SECRET_KEY": "bench-only-secret-key-0123456789abcdef",
+            "WEBHOOK_SIGNING_KEY": "bench-only-webhook-signing-key",
+            "PAYMENT_WEBHOOK_SECRET": "bench-only-payment-webhook-secret",
             "DEBUG": "false",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LOG_FORMAT": "json",

@@ -11,7 +11,9 @@ class MonitoringConfig(AppConfig):
 
         from monitoring import gauges
         from monitoring.schedule import ensure_after_migrate
+        from zenzefi import startup
 
+        startup.prepare()  # folders and the own-IP lookup: never at settings import (issue 15)
         gauges.install_scrape_functions()
         # After every `migrate`: the SPEC §10 jobs exist (missing ones created, edits kept).
         post_migrate.connect(ensure_after_migrate, dispatch_uid="monitoring.schedule.ensure")

@@ -120,6 +120,8 @@ def environment() -> dict[str, str]:
             # Never a developer's .env: the smoke test runs what it says.
             "ZENZEFI_READ_DOTENV": "false",
             "SECRET_KEY": secrets.token_urlsafe(50),
+            "WEBHOOK_SIGNING_KEY": secrets.token_urlsafe(50),
+            "PAYMENT_WEBHOOK_SECRET": secrets.token_urlsafe(50),
             "DATABASE_URL": f"{PG}/{DB_NAME}",
             "REDIS_URL": REDIS_URL,
             "CACHE_KEY_PREFIX": "zzsmoke",

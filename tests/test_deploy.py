@@ -278,7 +278,10 @@ def test_allowed_hosts_own_ips_lets_prometheus_scrape_by_ip_address():
     import socket
 
     own = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
-    code = "import json, django; from django.conf import settings; print(json.dumps(settings.ALLOWED_HOSTS))"
+    code = (
+        "import json, django; from django.conf import settings; django.setup(); "
+        "print(json.dumps(settings.ALLOWED_HOSTS))"
+    )
     hosts = {}
     for flag in ("true", "false"):
         env = {

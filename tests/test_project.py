@@ -132,3 +132,57 @@ def test_celery_app_and_wsgi_import():
     )
     assert result.returncode == 0, result.stderr
     assert "zenzefi" in result.stdout
+
+
+# --- Issue 15: settings without side effects; keys independent of SECRET_KEY ----------------
+
+
+@pytest.mark.parametrize("name", ["WEBHOOK_SIGNING_KEY", "PAYMENT_WEBHOOK_SECRET"])
+def test_signing_keys_required_when_debug_off(name):
+    result = _settings_probe({"DEBUG": "false", "SECRET_KEY": "x" * 50, name: ""}, "1")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and f"{name} is required" in result.stderr
+
+
+@pytest.mark.parametrize("debug", ["false", "true"])
+def test_rotating_secret_key_keeps_webhook_and_payment_secrets(debug):
+    """An endpoint's signing secret (and the payment callback key) do not follow SECRET_KEY."""
+    expr = (
+        "__import__('webhooks.signing').signing.secret_key_bytes(uid='e1', salt='s1').hex(), "
+        "s.PAYMENT_WEBHOOK_SECRET"
+    )
+    # DEBUG: the built-in defaults (the suite's values dropped); otherwise the configured keys.
+    value = "" if debug == "true" else "k" * 40
+    keys = {"WEBHOOK_SIGNING_KEY": value, "PAYMENT_WEBHOOK_SECRET": value}
+    outputs = set()
+    for secret_key in ("first-secret-key-" + "a" * 40, "rotated-secret-key-" + "b" * 40):
+        result = _settings_probe({"DEBUG": debug, "SECRET_KEY": secret_key, **keys}, expr)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.add(result.stdout.strip())
+    assert len(outputs) == 1
+    assert "first-secret-key" not in outputs.pop()
+
+
+def test_importing_settings_creates_no_folder(tmp_path):
+    var = tmp_path / "var-does-not-exist"
+    code = (
+        "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'zenzefi.settings'; "
+        "from django.conf import settings; settings.DATABASES; "
+        f"print(os.path.exists({str(var)!r}), flush=True); "
+        "import django; django.setup(); "
+        f"print(os.path.isdir({str(var / 'celery-broker' / 'control')!r}))"
+    )
+    clean = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "ZENZEFI_VAR_DIR": str(var), "DEBUG": "true"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Import: nothing on disk. Startup (django.setup): the embedded database's and broker's folders.
+    assert result.stdout.split() == ["False", "True"]

@@ -1,10 +1,10 @@
 """Webhook secrets and Standard-Webhooks signatures.
 
 Secrets are derived, never stored: `whsec_` + base64 of HMAC-SHA256 keyed with
-WEBHOOK_SIGNING_KEY (default SECRET_KEY) over the endpoint's uid and a random salt kept on the
+WEBHOOK_SIGNING_KEY (independent of SECRET_KEY) over the endpoint's uid and a random salt kept on the
 row. The database alone therefore reveals no secret; changing WEBHOOK_SIGNING_KEY changes every
 endpoint's secret (customers would have to re-create their endpoints), which is why it can be
-set apart from SECRET_KEY.
+kept apart from SECRET_KEY (required when DEBUG is off, issue 15).
 
 Signature (https://www.standardwebhooks.com/): `webhook-signature: v1,<base64 HMAC-SHA256 of
 "{webhook-id}.{webhook-timestamp}.{body}" keyed with the base64-decoded secret>`.

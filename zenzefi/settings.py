@@ -34,6 +34,20 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "insecure-debug-only-key-do-not-use-in-production-0123456789"
 
+
+def _required_secret(name: str) -> str:
+    """A key independent of SECRET_KEY: required when DEBUG is off, a fixed default only in DEBUG."""
+    value = env.str(name, default="")
+    if not value:
+        if not DEBUG:
+            raise ImproperlyConfigured(
+                f"{name} is required when DEBUG is off. Set {name} (or DEBUG=true for local work); "
+                "it is independent of SECRET_KEY, so rotating SECRET_KEY never changes it."
+            )
+        value = f"insecure-debug-only-{name.lower()}-do-not-use-in-production"
+    return value
+
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -111,7 +125,7 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------------------
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# VAR_DIR (and the embedded broker's folders) are created at startup (zenzefi.startup), not here.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 SILENCED_SYSTEM_CHECKS: list[str] = []
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -364,14 +378,15 @@ WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
 # Customer webhooks: per-attempt timeout (seconds), attempts per delivery (the first one
 # included), exponential backoff with jitter between attempts, and after how many days of
 # uninterrupted failure an endpoint is disabled. Secrets are derived from WEBHOOK_SIGNING_KEY
-# (default: SECRET_KEY) and never stored: changing it changes every endpoint's secret.
+# (required when DEBUG is off; independent of SECRET_KEY) and never stored: changing it changes
+# every endpoint's secret.
 WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
 WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3600)
 WEBHOOK_DISABLE_AFTER_DAYS = env.int("WEBHOOK_DISABLE_AFTER_DAYS", default=3)
 WEBHOOK_MAX_ENDPOINTS_PER_USER = env.int("WEBHOOK_MAX_ENDPOINTS_PER_USER", default=10)
-WEBHOOK_SIGNING_KEY = env.str("WEBHOOK_SIGNING_KEY", default="") or SECRET_KEY
+WEBHOOK_SIGNING_KEY = _required_secret("WEBHOOK_SIGNING_KEY")
 # Notifications: low-balance threshold (ZNC) and how long before expiry a token is announced.
 LOW_BALANCE_THRESHOLD = Decimal(env.str("LOW_BALANCE_THRESHOLD", default="10"))
 LOW_BALANCE_NOTIFY_EVERY_HOURS = env.int("LOW_BALANCE_NOTIFY_EVERY_HOURS", default=24)
@@ -389,8 +404,8 @@ SITE_URL = env.str("SITE_URL", default="") or BACKEND_URL
 # MOCK_PAYMENTS_ENABLED) or "yookassa" (YooKassa's HTTP API v3).
 PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="mock")
 # HMAC-SHA256 key of the mock provider's callbacks (header X-Payment-Signature: sha256=<hex>
-# over the raw body). Default: SECRET_KEY.
-PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="") or SECRET_KEY
+# over the raw body). Required when DEBUG is off; independent of SECRET_KEY.
+PAYMENT_WEBHOOK_SECRET = _required_secret("PAYMENT_WEBHOOK_SECRET")
 # Where the provider sends the customer after paying (default: the payment's own return page,
 # /payments/return/<uid>/, which checks the status with the provider at once).
 PAYMENT_RETURN_URL = env.str("PAYMENT_RETURN_URL", default="")
@@ -431,15 +446,9 @@ BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", default=7)
 BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", default=4)
 BACKUP_KEEP_MONTHLY = env.int("BACKUP_KEEP_MONTHLY", default=3)
 # Inside a container network Prometheus scrapes each web container by its IP address (DNS service
-# discovery), which Django's host check would refuse: allow this host's own addresses too.
-if env.bool("ALLOWED_HOSTS_OWN_IPS", default=False):
-    import socket
-
-    try:
-        _own_ips = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
-    except OSError:
-        _own_ips = set()
-    ALLOWED_HOSTS = [*ALLOWED_HOSTS, *sorted(f"[{ip}]" if ":" in ip else ip for ip in _own_ips)]
+# discovery), which Django's host check would refuse: allow this host's own addresses too. The
+# lookup runs at startup (zenzefi.startup), never at import.
+ALLOWED_HOSTS_OWN_IPS = env.bool("ALLOWED_HOSTS_OWN_IPS", default=False)
 # Prometheus multiprocess mode is switched on by the PROMETHEUS_MULTIPROC_DIR environment variable
 # itself (read by prometheus_client at import time, so it is not a Django setting): gunicorn.conf.py
 # and docker-compose.yml set it; see docs/monitoring.md.
@@ -454,9 +463,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 # "localhost" in the embedded broker's URL: the filesystem transport ignores it, and kombu warns without it.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / "celery-broker"
-    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
-    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
+    _broker_dir = VAR_DIR / "celery-broker"  # created at startup (zenzefi.startup)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
