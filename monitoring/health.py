@@ -150,12 +150,3 @@ def health_cached() -> dict | None:
     """The last stored result, or None (never checked yet, or older than HEALTH_CACHE_TTL).
     Raises when the store itself cannot be reached."""
     return get_kv().get(HEALTH_KEY)
-
-
-def upstream_is_down() -> bool:
-    """True when the last health check found the upstream unreachable (for the proxy's breaker)."""
-    try:
-        result = health_cached()
-    except Exception:
-        return False
-    return bool(result) and result["components"].get("upstream", {}).get("status") == UNHEALTHY

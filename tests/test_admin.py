@@ -6,6 +6,7 @@ from django.contrib.auth.models import Permission
 from audit.models import AuditLog
 from currency.models import Transaction, TransactionType
 from tests.factories import UserFactory, fund
+from tests.token_checks import check_token
 
 pytestmark = pytest.mark.django_db
 
@@ -112,12 +113,11 @@ def test_admin_user_edit_is_audited_keeps_money_and_deactivation_stops_tokens(
     client, superuser, django_capture_on_commit_callbacks
 ):
     from tokens import services as token_services
-    from tokens import validation
 
     target = UserFactory()
     fund(target, "100")
     issued = token_services.token_purchase(user=target, duration_hours=1)
-    assert validation.validate_token(issued.plaintext).valid  # now cached as valid
+    assert check_token(issued.plaintext).valid  # now cached as valid
     client.force_login(superuser)
     page = client.get(f"/admin/accounts/user/{target.pk}/change/")
     form = page.context["adminform"].form
@@ -142,4 +142,4 @@ def test_admin_user_edit_is_audited_keeps_money_and_deactivation_stops_tokens(
     assert target.is_active is False and target.balance == Decimal("99.00")  # 100 − a 1 h token
     entry = AuditLog.objects.get(action="admin.user_update", resource_id=str(target.pk))
     assert entry.actor == superuser and "is_active" in entry.details["fields"]
-    assert validation.validate_token(issued.plaintext).reason == "inactive_user"
+    assert check_token(issued.plaintext).reason == "inactive_user"

@@ -11,9 +11,9 @@ from audit.models import AuditLog
 from currency.models import Transaction, TransactionType
 from tests.factories import STAFF_API_PERMISSIONS, UserFactory, fund, staff_with
 from tests.test_currency_api import assert_error
+from tests.token_checks import check_token
 from tokens.models import AccessToken
 from tokens.services import token_activate, token_purchase, token_revoke
-from tokens.validation import validate_token
 
 pytestmark = pytest.mark.django_db
 
@@ -390,17 +390,17 @@ def test_deactivation_stops_tokens_at_once(staff_client, django_capture_on_commi
     target = UserFactory()
     fund(target, "100")
     issued = buy(target)
-    assert validate_token(issued.plaintext).valid  # now cached as valid
-    assert validate_token(issued.plaintext).valid
+    assert check_token(issued.plaintext).valid  # now cached as valid
+    assert check_token(issued.plaintext).valid
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.patch(user_url(target), {"is_active": False}, format="json")
     assert response.status_code == 200
-    check = validate_token(issued.plaintext)
+    check = check_token(issued.plaintext)
     assert not check.valid and check.reason == "inactive_user"
     # Reactivating drops the (negative) entries too: the token works again at once.
     with django_capture_on_commit_callbacks(execute=True):
         assert staff_client.patch(user_url(target), {"is_active": True}, format="json").status_code == 200
-    assert validate_token(issued.plaintext).valid
+    assert check_token(issued.plaintext).valid
 
 
 def test_deactivating_a_user_without_tokens(staff_client, django_capture_on_commit_callbacks):
@@ -416,12 +416,12 @@ def test_failed_deactivation_schedules_nothing(staff_client, django_capture_on_c
     target = UserFactory()
     fund(target, "20")
     issued = buy(target)
-    assert validate_token(issued.plaintext).valid
+    assert check_token(issued.plaintext).valid
     body = {"is_active": False, "balance_adjustment": {"amount": "-50", "reason": "x"}}
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert_error(staff_client.patch(user_url(target), body, format="json"), 402)
     assert callbacks == []
-    assert validate_token(issued.plaintext).valid
+    assert check_token(issued.plaintext).valid
 
 
 # --- GET admin/tokens -------------------------------------------------------------------------
@@ -500,7 +500,7 @@ def test_force_revoke_gives_no_refund_and_second_is_409(
     target = UserFactory()
     fund(target, "100")
     issued = buy(target)
-    assert validate_token(issued.plaintext).valid
+    assert check_token(issued.plaintext).valid
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.delete(f"{TOKENS}/{issued.token.pk}")
     assert response.status_code == 200, response.content
@@ -513,7 +513,7 @@ def test_force_revoke_gives_no_refund_and_second_is_409(
     assert not Transaction.objects.filter(type=TransactionType.REFUND).exists()
     entry = AuditLog.objects.get(action="token.force_revoke")
     assert entry.actor == staff and entry.resource_id == str(token.pk)
-    check = validate_token(issued.plaintext)
+    check = check_token(issued.plaintext)
     assert not check.valid and check.reason == "revoked"
 
     assert_error(staff_client.delete(f"{TOKENS}/{issued.token.pk}"), 409, "already_revoked")

@@ -48,7 +48,7 @@ def test_upstream_down_is_unhealthy_503(client):
     detailed = client.get("/health/detailed")
     assert detailed.status_code == 503
     assert detailed.json()["components"]["database"]["status"] == "healthy"
-    assert health.upstream_is_down()
+    assert health.health_cached()["components"]["upstream"]["status"] == "unhealthy"
 
 
 def test_upstream_5xx_is_degraded_200(client, upstream):
@@ -63,7 +63,7 @@ def test_upstream_5xx_is_degraded_200(client, upstream):
     assert result["status"] == "degraded"
     response = client.get("/health")
     assert response.status_code == 200 and response.json()["status"] == "degraded"
-    assert not health.upstream_is_down()
+    assert health.health_cached()["components"]["upstream"]["status"] == "degraded"
 
 
 def test_slow_upstream_is_degraded(upstream):

@@ -5,7 +5,8 @@ proxy needs: owner, scope, activation and expiry, or a reason code (`unknown`, `
 `expired`, `inactive_user`). Positive entries live at most TOKEN_CACHE_TTL and never past the
 token's expiry; negative ones briefly. Fills use SET-if-absent and every revoke/expiry writes a
 tombstone after commit, so a fill racing with a revoke can never resurrect a dead token.
-`avalidate_token` is async-native (redis.asyncio on Redis): a cache hit makes no thread hop.
+`avalidate_digest` (the proxy's path; the proxy bounds the token length) is async-native
+(redis.asyncio on Redis): a cache hit makes no thread hop.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from tokens.metrics import token_validations_total
-from tokens.models import AccessToken, token_digest
+from tokens.models import AccessToken
 from zenzefi.kv import get_kv
 
 UNKNOWN, REVOKED, EXPIRED, INACTIVE_USER = "unknown", "revoked", "expired", "inactive_user"
@@ -128,20 +129,6 @@ def _count(check: TokenCheck, hit: bool) -> TokenCheck:
     return check
 
 
-def validate_token(plaintext: str | None, *, kv=None) -> TokenCheck:
-    if not plaintext or len(plaintext) > MAX_TOKEN_LENGTH:
-        return _count(TokenCheck(False, UNKNOWN), True)
-    kv = kv or get_kv()
-    digest = token_digest(plaintext)
-    record = kv.get(_key(digest))
-    hit = record is not None
-    now = datetime.now(UTC).timestamp()
-    if not hit:
-        record = _load(digest)
-        kv.set(_key(digest), record, _ttl(record, now), nx=True)
-    return _count(_check(record, digest, now), hit)
-
-
 def cache_key(digest: str) -> str:
     """The validation cache entry of a token (the proxy reads it in its one kv round trip)."""
     return _key(digest)
@@ -162,12 +149,6 @@ async def avalidate_digest(digest: str, *, kv=None) -> TokenCheck:
         record = await sync_to_async(_load)(digest)
         await kv.aset(_key(digest), record, _ttl(record, now), nx=True)
     return _count(_check(record, digest, now), hit)
-
-
-async def avalidate_token(plaintext: str | None, *, kv=None) -> TokenCheck:
-    if not plaintext or len(plaintext) > MAX_TOKEN_LENGTH:
-        return _count(TokenCheck(False, UNKNOWN), True)
-    return await avalidate_digest(token_digest(plaintext), kv=kv)
 
 
 def forget(digest: str) -> None:

@@ -91,13 +91,6 @@ class RedisKV:
         if keys:
             await self.aclient().delete(*(self.full_key(k) for k in keys))
 
-    async def aincr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
-        pipe = self.aclient().pipeline()
-        pipe.incrby(self.full_key(key), amount)
-        if ttl:
-            pipe.expire(self.full_key(key), int(ttl), nx=True)
-        return int((await pipe.execute())[0])
-
 
 _INCR_LOCK = threading.Lock()
 
@@ -154,9 +147,6 @@ class CacheKV:
 
     async def adelete(self, *keys: str) -> None:
         await sync_to_async(self.delete, thread_sensitive=False)(*keys)
-
-    async def aincr(self, key: str, amount: int = 1, ttl: int | None = None) -> int:
-        return await sync_to_async(self.incr, thread_sensitive=False)(key, amount, ttl)
 
 
 @cache
