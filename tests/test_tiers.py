@@ -187,3 +187,37 @@ def test_password_reset_is_limited_per_ip(mailoutbox):
     entry = AuditLog.objects.get(action="rate_limit.hit", resource_id="auth.password_reset")
     assert entry.suspicious and entry.ip == "10.8.8.8"
     assert client.post(url, {"email": user.email}, REMOTE_ADDR="10.8.8.9").status_code == 302
+
+
+def test_staff_see_the_bans_in_force_in_the_admin(clock):
+    """Issue 15: the live bans (rate_limit_bans) on an admin page behind audit.view_auditlog, ru/en."""
+    from tests.factories import staff_with
+
+    offender = UserFactory()
+    client = client_for(offender)
+    for _ in range(3):
+        assert allowed(client, n=4)[-1] == 429
+        clock.shift(timedelta(seconds=60))
+    assert [b["key"] for b in rate_limit_bans()] == [f"u{offender.pk}"]
+
+    auditor, russian_auditor, other = Client(), Client(), Client()
+    auditor.force_login(staff_with("audit.view_auditlog", language="en"))
+    russian_auditor.force_login(staff_with("audit.view_auditlog", language="ru"))
+    other.force_login(staff_with("accounts.view_user"))
+    page = auditor.get("/admin/rate-limit-bans/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    until = datetime.fromtimestamp(rate_limit_bans()[0]["until"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"u{offender.pk}" in html and offender.username in html and until in html
+    assert "Rate-limit bans" in html and "free" in html
+    russian = russian_auditor.get("/admin/rate-limit-bans/").content.decode()
+    assert "Блокировки за превышение лимита" in russian and "Заблокирован до (UTC)" in russian
+    index = auditor.get("/admin/").content.decode()
+    assert 'href="/admin/rate-limit-bans/"' in index
+    # Without the permission: no link, and the page is refused.
+    assert 'href="/admin/rate-limit-bans/"' not in other.get("/admin/").content.decode()
+    assert other.get("/admin/rate-limit-bans/").status_code == 403
+    # The ban over: the page says so.
+    clock.shift(timedelta(seconds=301))
+    empty = auditor.get("/admin/rate-limit-bans/").content.decode()
+    assert "No bans in force." in empty and f"u{offender.pk}" not in empty

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics.views import dashboard as analytics_dashboard
+from audit.views import rate_limit_bans_page
 from zenzefi import metrics_export
 from zenzefi.api_root import ApiRootView
 from zenzefi.health import health, health_detailed
@@ -35,6 +36,7 @@ urlpatterns = [
     path("", include("renewals.page_urls")),
     path("", include("webhooks.page_urls")),
     path("admin/analytics/", admin.site.admin_view(analytics_dashboard), name="analytics-dashboard"),
+    path("admin/rate-limit-bans/", admin.site.admin_view(rate_limit_bans_page), name="rate-limit-bans"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
