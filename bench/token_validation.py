@@ -58,7 +58,7 @@ def main() -> None:
     user, _ = User.objects.get_or_create(username="bench", defaults={"email": "bench@bench.local"})
     balance_change(user=user, amount=Decimal("10"), transaction_type=TransactionType.DEPOSIT)
     plaintext = services.token_purchase(user=user, duration_hours=1).plaintext
-    key = validation._key(validation.token_digest(plaintext))
+    key = validation.cache_key(token_digest(plaintext))
     kv = get_kv()
     print(f"database={settings.DATABASES['default']['ENGINE']} kv={type(kv).__name__}")
 
