@@ -135,11 +135,8 @@ def bundle_purchase(*, user: User, bundle_id: int, request=None) -> BundlePurcha
         znc_revenue_total.inc(float(total))
 
     transaction.on_commit(count_sale)
-    for item in issued:
-        transaction.on_commit(
-            lambda t=item.token.pk: token_event_emit(token_id=t, user_id=user.pk, event="token.purchased"),
-            robust=True,
-        )
+    for item in issued:  # outbox rows in this transaction; only the enqueue waits for commit
+        token_event_emit(token_id=item.token.pk, user_id=user.pk, event="token.purchased")
     return BundlePurchase(
         bundle=bundle, purchase_id=purchase_id, issued=issued, total_price=total, transaction=row
     )

@@ -145,9 +145,9 @@ def notification_create(
     if webhook_event:
         from webhooks.services import webhook_emit
 
-        data = webhook_data if webhook_data is not None else context
-        transaction.on_commit(
-            lambda: webhook_emit(user_id=user.pk, event=webhook_event, data=data), robust=True
+        # Outbox: the delivery rows join the caller's transaction; only the enqueue waits.
+        webhook_emit(
+            user_id=user.pk, event=webhook_event, data=webhook_data if webhook_data is not None else context
         )
     return notification
 
@@ -307,8 +307,8 @@ def notifications_create_many(items: list[dict[str, Any]]) -> list[Notification]
             by_event.setdefault(item["webhook_event"], []).append(
                 (n.pk, n.user_id, data if data is not None else item["context"])
             )
-    for event, entries in by_event.items():
-        transaction.on_commit(lambda e=event, x=entries: _emit_many(e, x), robust=True)
+    for event, entries in by_event.items():  # outbox rows in this transaction
+        _emit_many(event, entries)
     return created
 
 
@@ -526,10 +526,8 @@ def _notify_expiring_tokens_pg(now: datetime, horizon: datetime, chunk_size: int
             if email_ids:
                 transaction.on_commit(lambda ids=email_ids: _queue_emails(ids), robust=True)
             events = [(token_id, user_id) for token_id, user_id, _ in created]
-            if events:
-                transaction.on_commit(
-                    lambda e=events: token_events_emit(tokens=e, event="token.expiring"), robust=True
-                )
+            if events:  # outbox rows in this chunk's transaction; only the enqueue waits
+                token_events_emit(tokens=events, event="token.expiring")
         notified.extend(token_id for token_id, _, _ in created)
         if len(rows) < chunk_size:
             return notified
@@ -625,15 +623,21 @@ def _notify_low_balance_chunks(base, since, threshold, chunk_size: int) -> list[
 
 
 def notification_emails_requeue_stuck(*, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Queue again emails whose task was lost: pending for over 10 minutes, or left "sending"
+    """Queue again emails whose task was lost or never queued: pending and never attempted for
+    over OUTBOX_GRACE_SECONDS, pending for over 10 minutes, or left "sending"
     for over 30 minutes by a worker that died mid-send (put back to pending first)."""
     now = now or timezone.now()
     Notification.objects.filter(
         email_status=EmailStatus.SENDING, created_at__lt=now - timedelta(minutes=30)
     ).update(email_status=EmailStatus.PENDING)
+    # Outbox: a row committed with its business transaction whose enqueue never happened (the
+    # process died between commit and on_commit) is pending and never attempted: it is picked up
+    # after OUTBOX_GRACE_SECONDS; one whose retry was lost waits the old 10 minutes.
+    never_tried = now - timedelta(seconds=settings.OUTBOX_GRACE_SECONDS)
     stuck = list(
         Notification.objects.filter(
-            email_status=EmailStatus.PENDING, created_at__lt=now - timedelta(minutes=10)
+            Q(attempts=0, created_at__lt=never_tried) | Q(created_at__lt=now - timedelta(minutes=10)),
+            email_status=EmailStatus.PENDING,
         )
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]

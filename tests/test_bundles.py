@@ -21,7 +21,7 @@ from tests.factories import UserFactory, fund, staff_with
 from tests.test_currency_api import assert_error
 from tests.test_ledger import assert_ledger_consistent
 from tokens.models import AccessToken, token_digest
-from zenzefi.errors import InsufficientFunds, InvalidInput, NotFound
+from zenzefi.errors import InvalidInput, NotFound
 
 pytestmark = pytest.mark.django_db
 
@@ -318,10 +318,24 @@ def test_purchase_metrics_count_after_commit(user, django_capture_on_commit_call
 
 
 def test_failed_purchase_counts_nothing(user, django_capture_on_commit_callbacks):
+    """The purchase succeeds, then an outer transaction rolls back: no metric, no token."""
+    from django.db import transaction
+
+    class RolledBack(Exception):
+        pass
+
+    fund(user, "600")
     revenue_before = counter("znc_revenue_total")
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(InsufficientFunds):
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RolledBack),
+        transaction.atomic(),
+    ):
         services.bundle_purchase(user=user, bundle_id=starter().pk)
+        assert AccessToken.objects.filter(user=user).exists()
+        raise RolledBack
     assert counter("znc_revenue_total") == revenue_before
+    assert not AccessToken.objects.filter(user=user).exists()
 
 
 def test_plaintext_tokens_are_shown_once_and_never_stored(auth_client, user):

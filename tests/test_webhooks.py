@@ -257,12 +257,26 @@ def test_only_subscribed_events_and_active_endpoints(
     assert receiver.received[0].json["data"]["refund_amount"] == "1.00"
 
 
-def test_rolled_back_purchase_emits_nothing(user, local_endpoint, django_capture_on_commit_callbacks):
-    from zenzefi.errors import InsufficientFunds
+def test_rolled_back_purchase_emits_nothing(
+    user, local_endpoint, receiver, celery_eager, django_capture_on_commit_callbacks
+):
+    """The purchase succeeds (its delivery row is written), then an outer transaction rolls back."""
+    from django.db import transaction
 
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(InsufficientFunds):
+    class RolledBack(Exception):
+        pass
+
+    fund(user, "100")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RolledBack),
+        transaction.atomic(),
+    ):
         token_services.token_purchase(user=user, duration_hours=24)
+        assert WebhookDelivery.objects.count() == 1
+        raise RolledBack
     assert WebhookDelivery.objects.count() == 0
+    assert receiver.received == []
 
 
 def test_emit_rejects_unknown_event(user):

@@ -109,10 +109,8 @@ def token_purchase(
         znc_revenue_total.inc(float(price))
 
     transaction.on_commit(count)
-    transaction.on_commit(
-        lambda: token_event_emit(token_id=token.pk, user_id=token.user_id, event="token.purchased"),
-        robust=True,
-    )
+    # Outbox: the delivery rows are written in this transaction; only the enqueue waits.
+    token_event_emit(token_id=token.pk, user_id=token.user_id, event="token.purchased")
     return issued
 
 
@@ -136,10 +134,8 @@ def token_activate(*, token: AccessToken, now: datetime | None = None, request=N
                 request=request,
             )
             transaction.on_commit(lambda: validation.forget(token.digest))
-            transaction.on_commit(
-                lambda: token_event_emit(token_id=token.pk, user_id=token.user_id, event="token.activated"),
-                robust=True,
-            )
+            # Outbox: the delivery rows are written in this transaction; only the enqueue waits.
+            token_event_emit(token_id=token.pk, user_id=token.user_id, event="token.activated")
     token.refresh_from_db(fields=["activated_at", "expires_at", "revoked_at"])
     return token
 
@@ -199,10 +195,8 @@ def token_revoke(
         request=request,
     )
     transaction.on_commit(lambda: validation.mark_dead(token.digest, "revoked"))
-    transaction.on_commit(
-        lambda: token_event_emit(token_id=token.pk, user_id=token.user_id, event="token.revoked"),
-        robust=True,
-    )
+    # Outbox: the delivery rows are written in this transaction; only the enqueue waits.
+    token_event_emit(token_id=token.pk, user_id=token.user_id, event="token.revoked")
     return token
 
 
@@ -226,9 +220,7 @@ def tokens_expire_due(*, now: datetime | None = None, chunk_size: int = EXPIRE_C
                 digests = [digest for _, digest, _, _ in rows]
                 events = [(pk, user_id) for pk, _, user_id, _ in rows]
                 transaction.on_commit(lambda d=digests: validation.mark_dead_many(d, "expired"))
-                transaction.on_commit(
-                    lambda e=events: token_events_emit(tokens=e, event="token.expired"), robust=True
-                )
+                token_events_emit(tokens=events, event="token.expired")  # outbox rows, this chunk
         marked.extend(pk for pk, _, _, _ in rows)
         if len(rows) < chunk_size:
             return marked

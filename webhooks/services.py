@@ -379,14 +379,18 @@ def webhook_delivery_replay(*, delivery_id: int, actor=None, request=None) -> We
 
 def webhook_deliveries_requeue_overdue(*, now: datetime | None = None, limit: int = 500) -> list[int]:
     """Queue again the deliveries whose task was lost (a worker or broker restart drops a retry
-    waiting for its countdown): pending ones older than 5 minutes, retries more than 5 minutes
+    waiting for its countdown) or never queued (a crash between commit and enqueue): pending ones
+    older than OUTBOX_GRACE_SECONDS, retries more than 5 minutes
     past their time, and attempts whose claim expired. Harmless when the task still exists: the
     conditional claim lets only one of them send."""
     now = now or timezone.now()
     grace = now - timedelta(minutes=5)
+    # Outbox: a pending delivery was never attempted; committed with its business transaction,
+    # its enqueue (on_commit) may never have run, so it goes after OUTBOX_GRACE_SECONDS.
+    never_tried = now - timedelta(seconds=settings.OUTBOX_GRACE_SECONDS)
     overdue = list(
         WebhookDelivery.objects.filter(
-            Q(status=DeliveryStatus.PENDING, created_at__lt=grace)
+            Q(status=DeliveryStatus.PENDING, created_at__lt=never_tried)
             | Q(status=DeliveryStatus.RETRYING, next_attempt_at__lt=grace)
             | Q(status=DeliveryStatus.SENDING, claimed_until__lt=now)
         )
