@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -33,6 +32,7 @@ from payments.providers import (
     get_provider,
 )
 from zenzefi.errors import Conflict, InvalidInput, NotFound
+from zenzefi.kv import get_kv
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,8 @@ def payment_callback_rejected(
     payment_callbacks_rejected_total.labels(provider=provider, reason=reason).inc()
     ip = client_ip(request) or "-"
     minute = int(time.time() // 60)
-    if not cache.add(f"payments:callback-audit:{ip}:{minute}", 1, timeout=70):
+    # "Once per key and window" markers live in the shared kv, like the proxy's and the throttle's.
+    if not get_kv().set(f"payments:callback-audit:{ip}:{minute}", 1, 70, nx=True):
         return
     audit_record(
         action=action,
