@@ -4,8 +4,9 @@ from currency import views
 
 app_name = "currency"
 
+# The "currency" page namespace also holds the top-up pages (`currency:topup`,
+# `currency:mock-checkout`): they live in `payments` (payments.page_urls.topup_urlpatterns) and
+# join this namespace in the project's urls.py, so the ledger imports no payment code.
 urlpatterns = [
-    path("account/topup/", views.topup, name="topup"),
-    path("account/topup/mock/", views.mock_checkout, name="mock-checkout"),
     path("account/transactions/", views.transactions, name="transactions"),
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "checkout_start",
     "mock_checkout_amount",
     "mock_checkout_finish",
+    "mock_checkout_step",
     "topups_available",
 ]
 
@@ -70,6 +71,12 @@ def checkout_start(*, request, amount: Decimal, currency: str | None = None) -> 
 def _step_for(*, request, payment: Payment) -> CheckoutStep:
     if payment.provider != "mock":
         return CheckoutStep(provider=payment.provider, redirect_url=payment.checkout_url, payment=payment)
+    return mock_checkout_step(request=request, payment=payment)
+
+
+def mock_checkout_step(*, request, payment: Payment) -> CheckoutStep:
+    """The mock provider's checkout page of a pending payment (the top-up page's answer and the
+    page at the payment's `checkout_url` show the same one)."""
     return CheckoutStep(
         provider="mock",
         template="currency/mock_checkout.html",

@@ -594,3 +594,23 @@ def test_payment_admin_cannot_save_a_payment_row(client):
     assert response.status_code == 403
     payment.refresh_from_db()
     assert payment.status == "pending"
+
+
+def test_the_ledger_imports_no_payment_code():
+    """Issue 15: `payments` owns top-up; `currency` (the ledger) imports nothing of it, not even
+    lazily inside a function."""
+    import ast
+    from pathlib import Path
+
+    offenders = []
+    for path in (Path(__file__).resolve().parent.parent / "currency").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            offenders += [f"{path.name}: {n}" for n in names if n == "payments" or n.startswith("payments.")]
+    assert offenders == []

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from currency import payments
+from payments import checkout
 
 
 def site(request) -> dict:
-    return {"SITE_NAME": "Zenzefi", "TOPUPS_AVAILABLE": payments.topups_available()}
+    return {"SITE_NAME": "Zenzefi", "TOPUPS_AVAILABLE": checkout.topups_available()}

@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics.views import dashboard as analytics_dashboard
 from audit.views import rate_limit_bans_page
+from currency import page_urls as currency_pages
+from payments import page_urls as payments_pages
 from zenzefi import metrics_export
 from zenzefi.api_root import ApiRootView
 from zenzefi.health import health, health_detailed
@@ -29,7 +31,8 @@ urlpatterns = [
     # Customer pages (SPEC §14); "accounts.page_urls" serves the landing page at "/".
     path("", include("accounts.page_urls")),
     path("", include("tokens.page_urls")),
-    path("", include("currency.page_urls")),
+    # The "currency" page namespace: the ledger's history and the top-up pages (owned by payments).
+    path("", include((currency_pages.urlpatterns + payments_pages.topup_urlpatterns, "currency"))),
     path("", include("bundles.page_urls")),
     path("", include("payments.page_urls")),
     path("", include("gifts.page_urls")),
