@@ -16,6 +16,9 @@ class IdempotencyRecord(models.Model):
     response_status = models.PositiveSmallIntegerField(null=True, verbose_name=_("response status"))
     response_body = models.JSONField(null=True, encoder=DjangoJSONEncoder, verbose_name=_("response body"))
     created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created at"))
+    # While in progress (no response yet) and claimed outside a transaction: held until then by
+    # the call that claimed it; null or past: a retry may take it over (idempotency.services).
+    claimed_until = models.DateTimeField(null=True, blank=True, verbose_name=_("claimed until"))
 
     class Meta:
         verbose_name = _("idempotency record")
