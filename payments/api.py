@@ -48,13 +48,21 @@ class PaymentCreateView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
-        def create():
+        def create(claim):
             payment = services.payment_create(
-                user=request.user, amount=data["amount"], currency=data["currency"], request=request
+                user=request.user,
+                amount=data["amount"],
+                currency=data["currency"],
+                request=request,
+                claim=claim,
             )
             return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
 
-        return run_idempotent(request=request, scope="currency.purchase", handler=create)
+        # The provider is called outside any transaction: the key's record is claimed first and
+        # committed (a concurrent same-key request: 409), a retry resumes the same payment.
+        return run_idempotent(
+            request=request, scope="currency.purchase", handler=create, outside_transaction=True
+        )
 
 
 class PaymentListView(ListAPIView):

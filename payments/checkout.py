@@ -17,6 +17,7 @@ from decimal import Decimal
 from django.urls import reverse
 
 from currency.models import Transaction
+from idempotency.services import Claim
 from payments import services as payment_services
 from payments.models import Payment, PaymentStatus
 from payments.providers import TopupsUnavailable, get_provider
@@ -58,12 +59,15 @@ def topups_available() -> bool:
         return False
 
 
-def checkout_start(*, request, amount: Decimal, currency: str | None = None) -> CheckoutStep:
-    """Begin a top-up of `amount` for the signed-in user (400 for a bad amount)."""
+def checkout_start(
+    *, request, amount: Decimal, currency: str | None = None, claim: Claim | None = None
+) -> CheckoutStep:
+    """Begin a top-up of `amount` for the signed-in user (400 for a bad amount). `claim`: the
+    form nonce's idempotency claim (a resent form resumes the payment it started)."""
     if not topups_available():
         raise TopupsUnavailable()
     payment = payment_services.payment_create(
-        user=request.user, amount=amount, currency=currency, request=request
+        user=request.user, amount=amount, currency=currency, request=request, claim=claim
     )
     return _step_for(request=request, payment=payment)
 

@@ -1,7 +1,9 @@
 """Payment providers behind one interface (SPEC §7).
 
 A provider can
-- `create_payment(payment)`: register the payment with the provider → its id and checkout URL;
+- `create_payment(payment)`: register the payment with the provider → its id and checkout URL.
+  Idempotent by the payment's `uid` (its idempotence key): calling it again for one payment gets
+  the same provider payment. `payments.services` calls it outside any database transaction;
 - `parse_callback(body, headers)`: verify a callback and say which payment it is about and
   what its status is *according to a trusted source* (a valid signature, or the provider's API);
 - `fetch_status(provider_payment_id)`: ask the provider for a payment's current status.
@@ -26,7 +28,6 @@ import hashlib
 import hmac
 import json
 import re
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -135,7 +136,8 @@ class MockProvider(PaymentProvider):
         return bool(settings.MOCK_PAYMENTS_ENABLED)
 
     def create_payment(self, payment: Payment) -> ProviderPayment:
-        provider_payment_id = f"mock_{uuid.uuid4().hex}"
+        # Idempotent like a real provider's create: one payment, one mock id (from its uid).
+        provider_payment_id = f"mock_{payment.uid.hex}"
         url = settings.SITE_URL.rstrip("/") + reverse("payments:mock-checkout", args=[provider_payment_id])
         return ProviderPayment(provider_payment_id=provider_payment_id, checkout_url=url)
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.services import audit_record, client_ip
 from currency.services import deposit_credit, validate_topup_amount
+from idempotency.services import Claim
 from payments.exchange import convert_from_znc, convert_to_znc
 from payments.metrics import payment_callbacks_rejected_total
 from payments.models import Payment, PaymentStatus
@@ -52,51 +53,114 @@ class Completion:
 
 
 def payment_create(
-    *, user: User, amount: Decimal, currency: str | None = None, provider: str | None = None, request=None
+    *,
+    user: User,
+    amount: Decimal,
+    currency: str | None = None,
+    provider: str | None = None,
+    request=None,
+    claim: Claim | None = None,
 ) -> Payment:
     """A pending payment of `amount` `currency` (ZNC by default) and the provider's checkout URL.
 
     The ZNC amount (converted with Decimal at the current rate, half-up to 0.01) must be within
     TOPUP_MIN_AMOUNT..TOPUP_MAX_AMOUNT. A provider that cannot charge the asked currency charges
-    its own one at the current rate (e.g. YooKassa charges RUB for a top-up asked in ZNC)."""
+    its own one at the current rate (e.g. YooKassa charges RUB for a top-up asked in ZNC).
+
+    In three steps, the provider call outside any transaction (`payment_register`): commit the
+    pending Payment (its `uid` is the provider's idempotence key), call the provider, record its
+    answer in a short transaction. Called with an idempotency `claim` (an `Idempotency-Key` or a
+    page nonce), the pending payment is noted on the claim in the same commit, so a retry with the
+    same key resumes that payment (the same provider payment) instead of creating another one."""
     backend = get_provider(provider)
     if not backend.available():
         raise TopupsUnavailable()
-    conversion = convert_to_znc(amount=amount, currency=currency or "ZNC")
-    validate_topup_amount(conversion.znc_amount)
-    if conversion.currency not in backend.currencies:
-        conversion = convert_from_znc(znc_amount=conversion.znc_amount, currency=backend.default_currency)
+    payment = _claimed_payment(user=user, claim=claim)
+    if payment is None:
+        conversion = convert_to_znc(amount=amount, currency=currency or "ZNC")
+        validate_topup_amount(conversion.znc_amount)
+        if conversion.currency not in backend.currencies:
+            conversion = convert_from_znc(znc_amount=conversion.znc_amount, currency=backend.default_currency)
+        with transaction.atomic():
+            payment = Payment.objects.create(
+                user=user,
+                provider=backend.name,
+                amount=conversion.znc_amount,
+                currency=conversion.currency,
+                original_amount=conversion.original_amount,
+                exchange_rate=conversion.rate,
+            )
+            if claim is not None:
+                claim.note({"payment": payment.pk})
+    return payment_register(payment=payment, request=request, resumable=claim is not None)
 
-    with transaction.atomic():
-        payment = Payment.objects.create(
-            user=user,
-            provider=backend.name,
-            amount=conversion.znc_amount,
-            currency=conversion.currency,
-            original_amount=conversion.original_amount,
-            exchange_rate=conversion.rate,
-        )
-        # A provider error rolls the payment back: nothing is left pending that nobody can pay.
+
+def _claimed_payment(*, user: User, claim: Claim | None) -> Payment | None:
+    """The payment an earlier attempt with this idempotency claim committed (to resume), if any."""
+    payment_id = (claim.reference or {}).get("payment") if claim is not None else None
+    if not isinstance(payment_id, int):
+        return None
+    return Payment.objects.filter(pk=payment_id, user=user).first()
+
+
+def payment_register(*, payment: Payment, request=None, resumable: bool = False) -> Payment:
+    """Register a committed pending payment with its provider and record the answer.
+
+    Runs outside any transaction: the provider call (YooKassa: up to YOOKASSA_TIMEOUT) holds no
+    row lock and no open transaction. The provider's idempotence key is the payment's `uid`, so
+    calling this again for the same payment (a retry, a resumed crash) gets the same provider
+    payment, never a second one. A registered or finished payment is returned as it is.
+
+    A provider error credits nothing and is raised (502 `payment_provider_error`). The payment
+    stays pending, unregistered, when `resumable` (a retry with the same idempotency key resumes
+    it); otherwise nothing can resume it and it is canceled (`payment.canceled`, source
+    `provider_error`)."""
+    if payment.status != PaymentStatus.PENDING or payment.provider_payment_id:
+        return payment
+    backend = get_provider(payment.provider)
+    try:
         created = backend.create_payment(payment)
-        payment.provider_payment_id = created.provider_payment_id
-        payment.checkout_url = created.checkout_url
-        payment.save(update_fields=["provider_payment_id", "checkout_url"])
+    except Exception as exc:
+        _provider_failed(payment=payment, exc=exc, resumable=resumable, request=request)
+        raise
+    with transaction.atomic():
+        recorded = Payment.objects.filter(
+            pk=payment.pk, status=PaymentStatus.PENDING, provider_payment_id=""
+        ).update(provider_payment_id=created.provider_payment_id, checkout_url=created.checkout_url)
+        if recorded:
+            audit_record(
+                action="payment.create",
+                actor=payment.user,
+                resource_type="payment",
+                resource_id=payment.pk,
+                details={
+                    "provider": backend.name,
+                    "provider_payment_id": created.provider_payment_id,
+                    "amount": str(payment.amount),
+                    "currency": payment.currency,
+                    "original_amount": str(payment.original_amount),
+                    "exchange_rate": str(payment.exchange_rate),
+                },
+                request=request,
+            )
+    payment.refresh_from_db()
+    return payment
+
+
+def _provider_failed(*, payment: Payment, exc: Exception, resumable: bool, request=None) -> None:
+    code = getattr(exc, "code", type(exc).__name__)
+    logger.warning("payment %s: the provider %s failed to create it (%s)", payment.pk, payment.provider, code)
+    if resumable:
         audit_record(
-            action="payment.create",
-            actor=user,
+            action="payment.provider_error",
+            actor=payment.user,
             resource_type="payment",
             resource_id=payment.pk,
-            details={
-                "provider": backend.name,
-                "provider_payment_id": payment.provider_payment_id,
-                "amount": str(payment.amount),
-                "currency": payment.currency,
-                "original_amount": str(payment.original_amount),
-                "exchange_rate": str(payment.exchange_rate),
-            },
+            details={"provider": payment.provider, "reason": code, "outcome": "pending_resumable"},
             request=request,
         )
-    return payment
+        return
+    payment_cancel(payment_id=payment.pk, source="provider_error", actor=payment.user, request=request)
 
 
 # --- complete / cancel ---------------------------------------------------------------------------

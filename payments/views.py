@@ -38,6 +38,12 @@ PAY_ACTION = "topup.pay"
 
 
 def _amount_error(exc: ApplicationError) -> str:
+    if exc.code == "payment_provider_error":
+        return _(
+            "The payment provider could not be reached. Nothing was charged: send the form again to retry."
+        )
+    if exc.code == "idempotency_in_progress":
+        return _("This top-up is already being started. Wait a moment, then send the form again.")
     if exc.code == "invalid_amount":
         return _("Enter an amount between %(min)s and %(max)s ZNC with at most two decimals.") % {
             "min": money(settings.TOPUP_MIN_AMOUNT),
@@ -65,7 +71,10 @@ def _show_step(request: HttpRequest, step: checkout.CheckoutStep) -> HttpRespons
 def topup(request: HttpRequest) -> HttpResponse:
     """GET: the amount form. POST: the provider's checkout step (the mock checkout page). The
     amount form carries a one-time nonce recorded with the payment it starts: the same form sent
-    again shows that payment's checkout again (or says it was already paid), never a second one."""
+    again shows that payment's checkout again (or says it was already paid), never a second one.
+    The provider is called outside any database transaction (`payment_create`): the nonce's
+    record is claimed and committed first, so a concurrent second submission is told it is in
+    progress, and a form resent after a provider error resumes the same payment."""
     if not checkout.topups_available():
         return render(request, "currency/topup_unavailable.html")
     user = request.user
@@ -73,17 +82,22 @@ def topup(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST" and form.is_valid():
 
-        def start():
+        def start(claim):
             step = checkout.checkout_start(
                 request=request,
                 amount=form.cleaned_data["amount"],
                 currency=form.cleaned_data.get("currency") or None,
+                claim=claim,
             )
             return step, {"payment": step.payment.pk, "total": str(step.payment.amount)}
 
         try:
             outcome = page_action_once(
-                user=user, action=START_ACTION, nonce=request.POST.get("nonce"), perform=start
+                user=user,
+                action=START_ACTION,
+                nonce=request.POST.get("nonce"),
+                perform=start,
+                outside_transaction=True,
             )
         except InvalidPageNonce:
             form.add_error(None, invalid_nonce_message())

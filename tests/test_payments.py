@@ -447,19 +447,29 @@ def test_yookassa_status_poll_credits_once(auth_client, user, yookassa, rub_rate
     assert deposits(user).count() == 1
 
 
-def test_yookassa_down_is_502_and_leaves_no_payment(auth_client, settings, rub_rate):
+def test_yookassa_down_is_502_and_credits_nothing(auth_client, user, settings, rub_rate):
+    """Issue 15: the pending payment is committed before the provider call, so a provider error
+    leaves it behind in a clear state: without an Idempotency-Key nothing can resume it, so it is
+    canceled (audited with source provider_error) and nothing is credited."""
     settings.PAYMENT_PROVIDER = "yookassa"
     settings.YOOKASSA_SHOP_ID, settings.YOOKASSA_SECRET_KEY = SHOP_ID, SECRET_KEY
     settings.YOOKASSA_API_URL = "http://127.0.0.1:9/v3"  # nothing listens there
     response = auth_client.post(PURCHASE, {"amount": "100"}, format="json")
     assert response.status_code == 502 and response.json()["code"] == "payment_provider_error"
-    assert not Payment.objects.exists()
+    payment = Payment.objects.get()
+    assert payment.status == PaymentStatus.CANCELED and payment.provider_payment_id == ""
+    assert payment.checkout_url == "" and not Transaction.objects.exists()
+    assert AuditLog.objects.get(action="payment.canceled").details["source"] == "provider_error"
+    assert not AuditLog.objects.filter(action="payment.create").exists()
+    user.refresh_from_db()
+    assert user.balance == 0
 
 
 def test_yookassa_wrong_credentials_are_a_provider_error(auth_client, yookassa, rub_rate, settings):
     settings.YOOKASSA_SECRET_KEY = "wrong"
     assert auth_client.post(PURCHASE, {"amount": "100"}, format="json").status_code == 502
-    assert not Payment.objects.exists()
+    assert not Payment.objects.exclude(status=PaymentStatus.CANCELED).exists()
+    assert not Transaction.objects.exists()
 
 
 def test_yookassa_unconfigured_means_no_topups(auth_client, settings):
@@ -614,3 +624,168 @@ def test_the_ledger_imports_no_payment_code():
             )
             offenders += [f"{path.name}: {n}" for n in names if n == "payments" or n.startswith("payments.")]
     assert offenders == []
+
+
+# --- payment_create: the provider call outside any transaction (issue 15) --------------------------
+
+
+def provider_spy(monkeypatch, *, crash=None):
+    """Wrap the real YooKassa adapter's create (which still talks to the stand-in): record whether
+    a database transaction was open on this thread when the provider was called."""
+    from django.db import transaction
+
+    from payments.providers import YooKassaProvider
+
+    calls: list[bool] = []
+    real = YooKassaProvider.create_payment
+
+    def create_payment(self, payment):
+        calls.append(transaction.get_connection().in_atomic_block)
+        if crash is not None:
+            raise crash
+        return real(self, payment)
+
+    monkeypatch.setattr(YooKassaProvider, "create_payment", create_payment)
+    return calls
+
+
+def keyed(client, key, amount="100.00"):
+    return client.post(PURCHASE, {"amount": amount}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def provider_creates(standin) -> list[dict]:
+    return [r for r in standin.requests if r["method"] == "POST"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_provider_is_called_outside_any_transaction(yookassa, rub_rate, monkeypatch):
+    calls = provider_spy(monkeypatch)
+    user = UserFactory()
+    client = APIClient()
+    client.force_authenticate(user)
+    assert client.post(PURCHASE, {"amount": "100"}, format="json").status_code == 201
+    assert keyed(client, "k-outside").status_code == 201
+    page = page_client(user)
+    response = page.post(reverse("currency:topup"), {"amount": "50.00", "nonce": topup_nonce(page)})
+    assert response.status_code == 302 and response.url.startswith("https://yoomoney.example/")
+    assert calls == [False, False, False]  # API without a key, with a key, the top-up page
+    assert Payment.objects.filter(user=user).exclude(provider_payment_id="").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_same_key_twice_is_one_provider_payment(yookassa, rub_rate):
+    user = UserFactory()
+    client = APIClient()
+    client.force_authenticate(user)
+    first, second = keyed(client, "k-twice"), keyed(client, "k-twice")
+    assert first.status_code == second.status_code == 201
+    assert second["Idempotent-Replayed"] == "true" and second.json() == first.json()
+    payment = Payment.objects.get()
+    assert [r["key"] for r in provider_creates(yookassa)] == [str(payment.uid)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_provider_error_with_a_key_leaves_a_pending_payment_the_retry_resumes(yookassa, rub_rate, settings):
+    from idempotency.models import IdempotencyRecord
+
+    user = UserFactory()
+    client = APIClient()
+    client.force_authenticate(user)
+    standin_url, settings.YOOKASSA_API_URL = settings.YOOKASSA_API_URL, "http://127.0.0.1:9/v3"
+    failed = keyed(client, "k-resume")
+    assert failed.status_code == 502 and failed.json()["code"] == "payment_provider_error"
+    payment = Payment.objects.get()
+    assert (payment.status, payment.provider_payment_id, payment.checkout_url) == (
+        PaymentStatus.PENDING,
+        "",
+        "",
+    )
+    assert not Transaction.objects.exists()
+    assert AuditLog.objects.get(action="payment.provider_error").details["outcome"] == "pending_resumable"
+    record = IdempotencyRecord.objects.get(key="k-resume")
+    assert record.response_status is None and record.response_body == {"payment": payment.pk}
+
+    settings.YOOKASSA_API_URL = standin_url  # the provider is back: the same key resumes
+    retried = keyed(client, "k-resume")
+    assert retried.status_code == 201 and retried.json()["payment_id"] == payment.pk
+    payment.refresh_from_db()
+    assert payment.provider_payment_id in yookassa.payments and Payment.objects.count() == 1
+    assert [r["key"] for r in provider_creates(yookassa)] == [str(payment.uid)]
+    assert keyed(client, "k-resume")["Idempotent-Replayed"] == "true"
+
+
+class Crash(BaseException):
+    """The process dies (no `except Exception` runs)."""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crash_after_the_pending_commit_leaves_a_recoverable_payment(yookassa, rub_rate, monkeypatch):
+    from django.utils import timezone
+
+    from idempotency.models import IdempotencyRecord
+
+    user = UserFactory()
+    client = APIClient()
+    client.force_authenticate(user)
+    calls = provider_spy(monkeypatch, crash=Crash())
+    with pytest.raises(Crash):
+        keyed(client, "k-crash")
+    assert calls == [False]
+    payment = Payment.objects.get()  # committed before the provider call: pending, recoverable
+    assert payment.status == PaymentStatus.PENDING and payment.provider_payment_id == ""
+    record = IdempotencyRecord.objects.get(key="k-crash")
+    assert record.response_status is None and record.response_body == {"payment": payment.pk}
+    monkeypatch.undo()
+
+    # While the crashed call's claim lasts, the same key is "in progress" (nothing created).
+    busy = keyed(client, "k-crash")
+    assert busy.status_code == 409 and busy.json()["code"] == "idempotency_in_progress"
+    # Once its lease ran out, the retry takes the claim over and resumes the same payment.
+    IdempotencyRecord.objects.filter(pk=record.pk).update(claimed_until=timezone.now())
+    resumed = keyed(client, "k-crash")
+    assert resumed.status_code == 201 and resumed.json()["payment_id"] == payment.pk
+    assert Payment.objects.count() == 1
+    assert [r["key"] for r in provider_creates(yookassa)] == [str(payment.uid)]
+    assert not Transaction.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_same_key_purchases_make_one_provider_payment(requires_postgres, yookassa, rub_rate):
+    user = UserFactory()
+
+    def call():
+        client = APIClient()
+        client.force_authenticate(user)
+        return keyed(client, "k-race").status_code
+
+    statuses = run_threads(6, call)
+    assert 201 in statuses and set(statuses) <= {201, 409}
+    assert Payment.objects.count() == 1 and len(provider_creates(yookassa)) == 1
+
+
+def test_mock_provider_create_is_idempotent_by_the_payment_uid(user):
+    from payments.providers import get_provider
+
+    payment = start_payment(user, "10")
+    again = get_provider("mock").create_payment(payment)
+    assert again.provider_payment_id == payment.provider_payment_id == f"mock_{payment.uid.hex}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_topup_page_provider_error_then_the_same_form_resumes_the_payment(yookassa, rub_rate, settings):
+    user = UserFactory()
+    client = page_client(user)
+    form = {"amount": "60.00", "nonce": topup_nonce(client)}
+    standin_url, settings.YOOKASSA_API_URL = settings.YOOKASSA_API_URL, "http://127.0.0.1:9/v3"
+    failed = client.post(reverse("currency:topup"), form)
+    assert failed.status_code == 502
+    assert "Платёжная система недоступна. Ничего не списано" in failed.content.decode()  # the user's language
+    payment = Payment.objects.get()
+    assert payment.status == PaymentStatus.PENDING and payment.provider_payment_id == ""
+    settings.YOOKASSA_API_URL = standin_url
+    resent = client.post(reverse("currency:topup"), form)
+    assert resent.status_code == 302 and resent.url.startswith("https://yoomoney.example/")
+    payment.refresh_from_db()
+    assert Payment.objects.count() == 1 and payment.checkout_url == resent.url
+    assert [r["key"] for r in provider_creates(yookassa)] == [str(payment.uid)]
+    assert not Transaction.objects.exists()
