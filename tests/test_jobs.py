@@ -82,7 +82,7 @@ SPEC_10_JOBS = {
     "auto-renewal": "renewals.tasks.renew_expiring_tokens",
     "audit retention": "audit.tasks.purge_old_audit_entries",
     "backups": "backups.tasks.backup_database",
-    "gauges": "monitoring.tasks.refresh_gauges",
+    "gauges": "analytics.tasks.refresh_gauges",
 }
 
 

@@ -12,9 +12,9 @@ from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
 from accounts.services import user_admin_update
+from accounts.throttling import rate_limit_bans, tier_limit
 from audit.models import AuditLog
 from tests.factories import UserFactory
-from zenzefi.throttling import rate_limit_bans, tier_limit
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +55,7 @@ def allowed(client, url=BALANCE, n=1, **extra) -> list[int]:
 
 def test_spec_defaults():
     assert django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == [
-        "zenzefi.throttling.TierRateThrottle"
+        "accounts.throttling.TierRateThrottle"
     ]
 
 
