@@ -4,7 +4,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from currency import selectors, services
+from currency import selectors
 from currency.models import TransactionType
 from currency.serializers import (
     BalanceSerializer,
@@ -14,6 +14,7 @@ from currency.serializers import (
 )
 from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
+from payments.deposits import deposit_mock  # the mock top-up: moves to payments with top-up (issue 15)
 from zenzefi.errors import InvalidInput, NotFound
 from zenzefi.schema import api_errors
 
@@ -78,9 +79,7 @@ class MockPurchaseView(APIView):
         serializer.is_valid(raise_exception=True)
 
         def credit():
-            row = services.deposit_mock(
-                user=request.user, amount=serializer.validated_data["amount"], request=request
-            )
+            row = deposit_mock(user=request.user, amount=serializer.validated_data["amount"], request=request)
             return Response(
                 {"balance": f"{row.balance_after:.2f}", "transaction": TransactionSerializer(row).data}
             )
