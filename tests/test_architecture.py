@@ -175,3 +175,32 @@ def test_moved_jobs_keep_their_celery_names(path, name):
     from django.utils.module_loading import import_string
 
     assert import_string(path).name == name
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "path", "module"),
+    [
+        ("accounts:landing", {}, "/", "portal.views"),
+        ("accounts:dashboard", {}, "/account/", "portal.views"),
+        ("accounts:profile", {}, "/account/profile/", "portal.views"),
+        ("admin-users", {}, "/api/v1/admin/users", "staff.admin_api"),
+        ("rate-limit-bans", {}, "/admin/rate-limit-bans/", "staff.views"),
+        ("tokens-revoke", {"token_id": 7}, "/api/v1/tokens/7", "renewals.api"),
+        ("metrics", {}, "/metrics", "analytics.metrics_export"),
+        ("health", {}, "/health", "monitoring.views"),
+    ],
+)
+def test_moved_views_keep_their_addresses_and_names(name, kwargs, path, module):
+    from django.urls import resolve, reverse
+
+    assert reverse(name, kwargs=kwargs) == path
+    assert resolve(path).func.__module__ == module
+
+
+def test_user_admin_is_registered_from_the_staff_app():
+    from django.contrib import admin
+
+    from accounts.models import User
+
+    assert type(admin.site._registry[User]).__module__ == "staff.admin"
+    assert admin.site._registry[User].opts.app_label == "accounts"  # admin URLs and permissions unchanged
