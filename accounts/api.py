@@ -15,6 +15,7 @@ from rest_framework_simplejwt.views import TokenRefreshView
 
 from accounts import services
 from accounts.models import User
+from accounts.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
 from accounts.serializers import (
     LoginSerializer,
     MeUpdateSerializer,
@@ -23,7 +24,6 @@ from accounts.serializers import (
     UserSerializer,
 )
 from zenzefi.errors import InvalidInput
-from zenzefi.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
 from zenzefi.schema import api_errors
 
 

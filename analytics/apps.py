@@ -7,6 +7,8 @@ class AnalyticsConfig(AppConfig):
     verbose_name = _("Usage analytics")
 
     def ready(self):
+        from analytics import gauges
         from analytics.admin_labels import install
 
         install()
+        gauges.install_scrape_functions()

@@ -11,7 +11,7 @@ prints the median and p99, and stops the server.
 
 Measured here (2 cores shared with other work, load average ~5, one connection): through Django's
 middleware stack 6–8 ms median (each sync middleware hook is a thread hop under ASGI); through the
-lean path `zenzefi.health.health_asgi` 1.1 ms (file cache) and 1.6–2.3 ms (Redis). The lean path is
+lean path `monitoring.views.health_asgi` 1.1 ms (file cache) and 1.6–2.3 ms (Redis). The lean path is
 what `zenzefi/asgi.py` should route `HEALTH_PATHS` to.
 """
 

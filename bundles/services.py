@@ -16,10 +16,10 @@ from bundles.pricing import token_costs, validate_bundle_values
 from bundles.selectors import bundle_get
 from currency.models import Transaction, TransactionType
 from currency.services import balance_change
+from tokens.events import token_event_emit
 from tokens.metrics import token_purchases_total
 from tokens.models import Scope
 from tokens.services import IssuedToken, token_issue
-from webhooks.events import token_event_emit
 from zenzefi.errors import InvalidInput, NotFound
 from zenzefi.metrics import znc_revenue_total
 

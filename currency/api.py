@@ -1,20 +1,15 @@
-from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from currency import selectors, services
+from currency import selectors
 from currency.models import TransactionType
 from currency.serializers import (
     BalanceSerializer,
-    MockPurchaseResultSerializer,
-    TopUpAmountSerializer,
     TransactionSerializer,
 )
-from idempotency.schema import IDEMPOTENCY_HEADER
-from idempotency.services import run_idempotent
-from zenzefi.errors import InvalidInput, NotFound
+from zenzefi.errors import InvalidInput
 from zenzefi.schema import api_errors
 
 
@@ -57,32 +52,3 @@ class TransactionListView(ListAPIView):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
-
-
-class MockPurchaseView(APIView):
-    """Credit a top-up directly (only while MOCK_PAYMENTS_ENABLED). Honours `Idempotency-Key`."""
-
-    @extend_schema(
-        request=TopUpAmountSerializer,
-        responses={
-            200: MockPurchaseResultSerializer,
-            **api_errors({400: ["invalid_amount"], 404: ["mock_payments_disabled"]}),
-        },
-        parameters=[IDEMPOTENCY_HEADER],
-        examples=[OpenApiExample("Top up 150 ZNC", value={"amount": "150.00"}, request_only=True)],
-    )
-    def post(self, request):
-        if not settings.MOCK_PAYMENTS_ENABLED:
-            raise NotFound("Mock payments are disabled.", code="mock_payments_disabled")
-        serializer = TopUpAmountSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-
-        def credit():
-            row = services.deposit_mock(
-                user=request.user, amount=serializer.validated_data["amount"], request=request
-            )
-            return Response(
-                {"balance": f"{row.balance_after:.2f}", "transaction": TransactionSerializer(row).data}
-            )
-
-        return run_idempotent(request=request, scope="currency.mock-purchase", handler=credit)

@@ -1,8 +1,11 @@
-"""The ledger: the one function that changes a balance, and the top-ups built on it."""
+"""The ledger: the one function that changes a balance, and the top-up amount rule.
+
+The ledger is a leaf among the products: it knows no referral and no payment. A completed
+top-up (the deposit and the referral rule in one transaction) is orchestrated above it, in
+`payments.deposits` (docs/architecture.md "Layers")."""
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -93,48 +96,3 @@ def validate_topup_amount(amount: Decimal) -> Decimal:
             code="invalid_amount",
         )
     return amount
-
-
-@transaction.atomic
-def deposit_credit(
-    *,
-    user: User,
-    amount: Decimal,
-    description: str,
-    reference: str,
-    actor: User | None = None,
-    request=None,
-    audit_details: dict | None = None,
-) -> Transaction:
-    """A completed top-up (every payment provider, the mock one included): the DEPOSIT and,
-    in the same transaction, the referral rule (SPEC §6). The depositor and their referrer are
-    locked in id order first, so concurrent deposits and bonuses cannot deadlock."""
-    from referrals.services import referral_bonus_on_deposit, referral_lock_users
-
-    referral_lock_users(user_id=user.pk)
-    row = balance_change(
-        user=user,
-        amount=amount,
-        transaction_type=TransactionType.DEPOSIT,
-        description=description,
-        reference=reference,
-        actor=actor,
-        request=request,
-        audit_details=audit_details,
-    )
-    referral_bonus_on_deposit(deposit=row, request=request)
-    return row
-
-
-@transaction.atomic
-def deposit_mock(*, user: User, amount: Decimal, request=None) -> Transaction:
-    """Credit a top-up directly (testing aid, only while MOCK_PAYMENTS_ENABLED)."""
-    amount = validate_topup_amount(amount)
-    return deposit_credit(
-        user=user,
-        amount=amount,
-        description="Mock top-up",
-        reference=f"mock:{uuid.uuid4().hex}",
-        request=request,
-        audit_details={"provider": "mock"},
-    )

@@ -5,5 +5,4 @@ from currency import api
 urlpatterns = [
     path("currency/balance", api.BalanceView.as_view(), name="currency-balance"),
     path("currency/transactions", api.TransactionListView.as_view(), name="currency-transactions"),
-    path("currency/mock-purchase", api.MockPurchaseView.as_view(), name="currency-mock-purchase"),
 ]

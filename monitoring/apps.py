@@ -9,11 +9,9 @@ class MonitoringConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from monitoring import gauges
         from monitoring.schedule import ensure_after_migrate
         from zenzefi import startup
 
         startup.prepare()  # folders and the own-IP lookup: never at settings import (issue 15)
-        gauges.install_scrape_functions()
         # After every `migrate`: the SPEC §10 jobs exist (missing ones created, edits kept).
         post_migrate.connect(ensure_after_migrate, dispatch_uid="monitoring.schedule.ensure")

@@ -36,7 +36,7 @@ SCHEDULE: tuple[Entry, ...] = (
     Entry("token expiring soon", "notifications.tasks.notify_expiring_tokens", 6, IntervalSchedule.HOURS),
     Entry("low balance", "notifications.tasks.notify_low_balance", 12, IntervalSchedule.HOURS),
     Entry("audit retention", "audit.tasks.purge_old_audit_entries", crontab={"minute": "30", "hour": "4"}),
-    Entry("gauges", "monitoring.tasks.refresh_gauges", 30),
+    Entry("gauges", "analytics.tasks.refresh_gauges", 30),
     # Safety nets (not in SPEC §10): queue again what a lost task left behind.
     Entry("webhook redelivery", "webhooks.tasks.requeue_overdue_deliveries", 5, IntervalSchedule.MINUTES),
     Entry("email redelivery", "notifications.tasks.requeue_stuck_emails", 10, IntervalSchedule.MINUTES),

@@ -2,15 +2,9 @@
 
 from celery import shared_task
 
-from monitoring.gauges import gauges_refresh
 from monitoring.health import health_check_run
 
 
 @shared_task(name="monitoring.tasks.run_health_checks", ignore_result=True)
 def run_health_checks() -> str:
     return health_check_run()["status"]
-
-
-@shared_task(name="monitoring.tasks.refresh_gauges", ignore_result=True)
-def refresh_gauges() -> dict:
-    return gauges_refresh()

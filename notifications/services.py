@@ -361,7 +361,7 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
     a concurrent run takes other ones, and each chunk is one bulk insert."""
     from django.db import connection
 
-    from webhooks.events import token_event_data
+    from tokens.events import token_event_data
 
     now = now or timezone.now()
     horizon = now + timedelta(hours=settings.TOKEN_EXPIRING_NOTIFY_HOURS)
@@ -500,7 +500,7 @@ def _notify_expiring_tokens_pg(now: datetime, horizon: datetime, chunk_size: int
     RETURNING per chunk; emails (batched) and `token.expiring` webhooks (bulk) from its rows."""
     from django.db import connection
 
-    from webhooks.events import token_events_emit
+    from tokens.events import token_events_emit
 
     params = {
         "kind": NotificationKind.TOKEN_EXPIRING.value,

@@ -7,9 +7,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from currency.serializers import MockPurchaseResultSerializer, TopUpAmountSerializer, TransactionSerializer
 from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
 from payments import selectors, services
+from payments.deposits import deposit_mock
 from payments.models import COMPLETE_PERMISSION
 from payments.providers import SIGNATURE_HEADER
 from payments.serializers import (
@@ -18,7 +20,7 @@ from payments.serializers import (
     PaymentCreateSerializer,
     PaymentSerializer,
 )
-from zenzefi.errors import RateLimited
+from zenzefi.errors import NotFound, RateLimited
 from zenzefi.metrics import rate_limit_hits_total
 from zenzefi.permissions import StaffPermission
 from zenzefi.schema import api_errors
@@ -185,3 +187,30 @@ class ExchangeRateListView(APIView):
     @extend_schema(responses={200: ExchangeRateSerializer(many=True)})
     def get(self, request):
         return Response(ExchangeRateSerializer(selectors.rates_current(), many=True).data)
+
+
+class MockPurchaseView(APIView):
+    """Credit a top-up directly (only while MOCK_PAYMENTS_ENABLED). Honours `Idempotency-Key`."""
+
+    @extend_schema(
+        request=TopUpAmountSerializer,
+        responses={
+            200: MockPurchaseResultSerializer,
+            **api_errors({400: ["invalid_amount"], 404: ["mock_payments_disabled"]}),
+        },
+        parameters=[IDEMPOTENCY_HEADER],
+        examples=[OpenApiExample("Top up 150 ZNC", value={"amount": "150.00"}, request_only=True)],
+    )
+    def post(self, request):
+        if not settings.MOCK_PAYMENTS_ENABLED:
+            raise NotFound("Mock payments are disabled.", code="mock_payments_disabled")
+        serializer = TopUpAmountSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+
+        def credit():
+            row = deposit_mock(user=request.user, amount=serializer.validated_data["amount"], request=request)
+            return Response(
+                {"balance": f"{row.balance_after:.2f}", "transaction": TransactionSerializer(row).data}
+            )
+
+        return run_idempotent(request=request, scope="currency.mock-purchase", handler=credit)

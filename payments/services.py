@@ -2,7 +2,7 @@
 
 Exactly once: completing locks the Payment row and moves it pending → succeeded with a
 conditional UPDATE; the DEPOSIT (and the referral rule) is written in that same transaction
-through `currency.services.deposit_credit`. However often, and however concurrently, a
+through `payments.deposits.deposit_credit`. However often, and however concurrently, a
 callback for a payment arrives, one caller wins the UPDATE and credits; the others see
 "already succeeded" and credit nothing.
 """
@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import audit_record, client_ip
-from currency.services import deposit_credit, validate_topup_amount
+from currency.services import validate_topup_amount
 from idempotency.services import Claim
+from payments.deposits import deposit_credit
 from payments.exchange import convert_from_znc, convert_to_znc
 from payments.metrics import payment_callbacks_rejected_total
 from payments.models import Payment, PaymentStatus

@@ -1,7 +1,7 @@
 """The referral bonus (SPEC §6): 10 % of a referred user's first top-up larger than 100 ZNC,
 credited to the referrer exactly once per referred user.
 
-Called from `currency.services.deposit_credit`, the one path of completed top-ups (every
+Called from `payments.deposits.deposit_credit`, the one path of completed top-ups (every
 payment provider, the mock one included), inside the deposit's transaction. Staff
 adjustments and other ledger types never reach it. Exactly once: both users are locked in id
 order before the deposit, and the qualification is recorded as a `ReferralBonus` row whose
@@ -19,6 +19,7 @@ from django.db.models import F
 from accounts.models import User
 from audit.services import audit_record
 from currency.models import Transaction, TransactionType
+from currency.services import balance_change
 from referrals.models import ReferralBonus
 from zenzefi.money import to_money
 
@@ -122,10 +123,3 @@ def _notify(*, referrer: User, referred: User, record: ReferralBonus) -> None:
         webhook_event="referral.bonus",
         webhook_data={**context, "referral_bonus_id": record.pk, "transaction_id": record.bonus_id},
     )
-
-
-def balance_change(**kwargs) -> Transaction:
-    # Imported late: currency.services calls into this module (the deposit hook).
-    from currency.services import balance_change as _balance_change
-
-    return _balance_change(**kwargs)

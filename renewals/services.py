@@ -146,7 +146,7 @@ def _renew(*, token_id: int, now: datetime) -> str:
 def _notify_renewed(*, token: AccessToken, user: User, price: Decimal, balance: Decimal, period_end) -> None:
     from notifications.models import NotificationKind
     from notifications.services import notification_create
-    from webhooks.events import token_event_data
+    from tokens.events import token_event_data
 
     notification_create(
         user=user,

@@ -119,7 +119,7 @@ def test_chart_library_is_vendored_with_its_license():
 
 
 def test_active_tokens_mean_activated_unexpired_unrevoked_everywhere(staff):
-    from monitoring.gauges import gauge_figures
+    from analytics.gauges import gauge_figures
     from tokens.models import AccessToken
 
     user = UserFactory()

@@ -135,7 +135,7 @@ def seeded():
     customer = UserFactory(username="olga", language="ru")
     referred = UserFactory(username="ivan", referred_by=customer)
     _history(customer)
-    from currency.services import deposit_mock
+    from payments.deposits import deposit_mock
 
     deposit_mock(user=referred, amount=Decimal("100"))  # a referral bonus for olga
     token = AccessToken.objects.filter(user=customer).first()

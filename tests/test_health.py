@@ -124,7 +124,7 @@ def _asgi_get(path: str, method: str = "GET") -> tuple[int, dict, bytes]:
     from asgiref.sync import async_to_sync
     from asgiref.testing import ApplicationCommunicator
 
-    from zenzefi.health import health_asgi
+    from monitoring.views import health_asgi
 
     async def call():
         scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}

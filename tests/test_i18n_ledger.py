@@ -19,9 +19,10 @@ from bundles.models import TokenBundle
 from bundles.services import bundle_purchase
 from currency.descriptions import describe
 from currency.models import Transaction, TransactionType
-from currency.services import balance_change, deposit_mock
+from currency.services import balance_change
 from gifts.services import gift_purchase
 from notifications import services as notifications
+from payments.deposits import deposit_mock
 from payments.services import payment_complete, payment_create
 from tests.factories import UserFactory
 from tokens.services import token_purchase, token_revoke

@@ -9,11 +9,11 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from prometheus_client import REGISTRY
 
+from analytics.tasks import refresh_gauges
 from audit.models import AuditLog
 from audit.services import audit_record
 from audit.tasks import purge_old_audit_entries
 from monitoring.schedule import SCHEDULE, schedule_install, task_name
-from monitoring.tasks import refresh_gauges
 from tests import jobs_support
 from tests.factories import UserFactory, fund
 from tokens import services as token_services
@@ -82,7 +82,7 @@ SPEC_10_JOBS = {
     "auto-renewal": "renewals.tasks.renew_expiring_tokens",
     "audit retention": "audit.tasks.purge_old_audit_entries",
     "backups": "backups.tasks.backup_database",
-    "gauges": "monitoring.tasks.refresh_gauges",
+    "gauges": "analytics.tasks.refresh_gauges",
 }
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.models import AuditLog
 from currency.models import Transaction
-from currency.services import deposit_mock
+from payments.deposits import deposit_mock
 from proxy.models import ProxySession
 from tests.factories import DEFAULT_PASSWORD, UserFactory, fund
 from tokens.services import token_purchase

@@ -487,8 +487,8 @@ def test_emails_render_with_the_context_the_services_give(language):
 
     from django.utils import timezone
 
-    from currency.services import deposit_mock
     from notifications.services import email_render
+    from payments.deposits import deposit_mock
     from renewals.services import tokens_renew_due
     from tests.factories import fund
     from tokens import services as token_services

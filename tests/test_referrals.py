@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 from accounts.services import user_admin_update
 from audit.models import AuditLog
 from currency.models import Transaction, TransactionType
-from currency.services import deposit_mock
 from notifications.models import Notification, NotificationKind
+from payments.deposits import deposit_mock
 from referrals.models import ReferralBonus
 from referrals.services import referral_bonus_amount
 from tests.concurrency import run_concurrently

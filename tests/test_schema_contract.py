@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from currency.services import deposit_mock
+from payments.deposits import deposit_mock
 from tests.factories import UserFactory
 from tokens.services import token_purchase
 

@@ -6,7 +6,6 @@ from rest_framework.views import APIView
 
 from idempotency.schema import IDEMPOTENCY_HEADER
 from idempotency.services import run_idempotent
-from renewals.serializers import TokenAutoRenewSerializer
 from tokens import selectors, services
 from tokens.serializers import (
     AccessTokenSerializer,
@@ -79,26 +78,8 @@ class TokenRevokeView(APIView):
     """DELETE: revoke one of your tokens; the answer states the refund (cost × unused / total).
     PATCH `{auto_renew}`: switch the token's auto-renewal on or off."""
 
-    @extend_schema(
-        request=TokenAutoRenewSerializer,
-        responses={
-            200: AccessTokenSerializer,
-            **api_errors({404: ["token_not_found"], 409: ["token_not_usable"]}),
-        },
-        examples=[OpenApiExample("Renew automatically", value={"auto_renew": True}, request_only=True)],
-    )
-    def patch(self, request, token_id: int):
-        from renewals.services import token_auto_renew_set
-
-        serializer = TokenAutoRenewSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        token = token_auto_renew_set(
-            user=request.user,
-            token_id=token_id,
-            auto_renew=serializer.validated_data["auto_renew"],
-            request=request,
-        )
-        return Response(AccessTokenSerializer(token).data)
+    # PATCH `{auto_renew}` is the renewals app's (renewals.api.TokenDetailView adds it and
+    # renewals/urls.py routes tokens/<id>): tokens sit below renewals (docs/architecture.md "Layers").
 
     @extend_schema(
         responses={

@@ -17,9 +17,9 @@ from audit.services import audit_record
 from currency.models import TransactionType
 from currency.services import balance_change
 from tokens import validation
+from tokens.events import token_event_emit, token_events_emit
 from tokens.metrics import token_purchases_total
 from tokens.models import AccessToken, Scope, token_digest
-from webhooks.events import token_event_emit, token_events_emit
 from zenzefi.errors import Conflict, InvalidInput, NotFound
 from zenzefi.metrics import znc_revenue_total
 from zenzefi.money import to_money, to_money_down

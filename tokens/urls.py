@@ -5,5 +5,6 @@ from tokens import api
 urlpatterns = [
     path("tokens/purchase", api.TokenPurchaseView.as_view(), name="tokens-purchase"),
     path("tokens/my-tokens", api.MyTokensView.as_view(), name="tokens-mine"),
-    path("tokens/<int:token_id>", api.TokenRevokeView.as_view(), name="tokens-revoke"),
+    # tokens/<int:token_id> ("tokens-revoke": DELETE here, PATCH {auto_renew} in renewals) is routed
+    # by renewals/urls.py to renewals.api.TokenDetailView, a subclass of api.TokenRevokeView.
 ]

@@ -38,9 +38,9 @@ else:
 
     django_application = get_asgi_application()
 
+from monitoring.views import HEALTH_PATHS, health_asgi  # noqa: E402
 from proxy.asgi import PREFIX as PROXY_PREFIX  # noqa: E402  (needs the settings configured above)
 from proxy.asgi import ProxyApp, is_proxy_origin  # noqa: E402
-from zenzefi.health import HEALTH_PATHS, health_asgi  # noqa: E402
 from zenzefi.request_id import RequestIdASGIMiddleware  # noqa: E402
 
 proxy_application = ProxyApp()

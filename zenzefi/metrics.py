@@ -8,7 +8,7 @@ znc_balance_changes_total = Counter(
 rate_limit_hits_total = Counter("rate_limit_hits_total", "Requests refused by a rate limit", ["scope"])
 znc_revenue_total = Counter("znc_revenue_total", "ZNC spent on tokens and bundles (before refunds)")
 
-# --- Scrape-time gauges (set by zenzefi.metrics_export just before /metrics is rendered, from the
+# --- Scrape-time gauges (set by analytics.metrics_export just before /metrics is rendered, from the
 # results the beat jobs keep in the shared store; "mostrecent" across worker processes).
 zenzefi_upstream_up = Gauge(
     "zenzefi_upstream_up",

@@ -27,8 +27,9 @@ from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
-from idempotency.schema import IDEMPOTENCY_HEADER
 from zenzefi.fields import decimal_pattern
+
+IDEMPOTENCY_HEADER_NAME = "Idempotency-Key"  # idempotency.schema.IDEMPOTENCY_HEADER's name
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -130,7 +131,10 @@ class AutoSchema(SpectacularAutoSchema):
         return super()._get_request_for_media_type(serializer, direction)
 
     def _has_idempotency_header(self) -> bool:
-        return any(param is IDEMPOTENCY_HEADER for param in self.get_override_parameters())
+        # By the header's name (the HTTP contract), not by importing the idempotency app's
+        # parameter object: the project package imports no app (docs/architecture.md "Layers").
+        names = (getattr(param, "name", None) for param in self.get_override_parameters())
+        return IDEMPOTENCY_HEADER_NAME in names
 
     def generic_error_codes(self, success_serializer=None) -> dict[int, list[str]]:
         """The error answers this operation's view can give, read from the view."""

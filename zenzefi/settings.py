@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "referrals",
     "renewals",
     "gifts",
+    "portal",
+    "staff",
 ]
 
 MIDDLEWARE = [
@@ -118,7 +120,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "zenzefi.context_processors.site",
+                "portal.context_processors.site",
             ],
         },
     }
@@ -256,7 +258,7 @@ REST_FRAMEWORK = {
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # REST API limit by the caller's tier (API_RATE_LIMIT_* below); 429 with Retry-After.
-    "DEFAULT_THROTTLE_CLASSES": ["zenzefi.throttling.TierRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.TierRateThrottle"],
 }
 PAGINATION_MAX_LIMIT = env.int("PAGINATION_MAX_LIMIT", default=100)
 

@@ -2,20 +2,20 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from analytics import metrics_export
 from analytics.views import dashboard as analytics_dashboard
-from audit.views import rate_limit_bans_page
 from currency import page_urls as currency_pages
+from monitoring.views import health, health_detailed
 from payments import page_urls as payments_pages
-from zenzefi import metrics_export
+from staff.views import rate_limit_bans_page
 from zenzefi.api_root import ApiRootView
-from zenzefi.health import health, health_detailed
 
 api_v1 = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("", include("accounts.urls")),
     path("", include("currency.urls")),
     path("", include("tokens.urls")),
-    path("admin/", include("accounts.admin_urls")),
+    path("admin/", include("staff.admin_urls")),
     path("admin/", include("tokens.admin_urls")),
     path("", include("bundles.urls")),
     # payments first: `webhooks/payment` is the payment provider's callback.
@@ -28,8 +28,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    # Customer pages (SPEC §14); "accounts.page_urls" serves the landing page at "/".
-    path("", include("accounts.page_urls")),
+    # Customer pages (SPEC §14); "portal.page_urls" serves the landing page at "/".
+    path("", include("portal.page_urls")),
     path("", include("tokens.page_urls")),
     # The "currency" page namespace: the ledger's history and the top-up pages (owned by payments).
     path("", include((currency_pages.urlpatterns + payments_pages.topup_urlpatterns, "currency"))),

@@ -290,8 +290,8 @@ def reset_for(job: str, c: dict) -> None:
 
 
 def jobs() -> list[tuple[str, object]]:
+    from analytics.gauges import gauges_refresh
     from audit.services import audit_retention_purge
-    from monitoring.gauges import gauges_refresh
     from notifications.services import (
         notification_emails_requeue_stuck,
         notify_expiring_tokens,

@@ -8,13 +8,13 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from zenzefi.throttling import rate_limit_bans
+from accounts.throttling import rate_limit_bans
 
 BANS_PERMISSION = "audit.view_auditlog"
 
 
 def bans_context() -> list[dict]:
-    """The live bans (zenzefi.throttling.rate_limit_bans) with their user, if any, and end time."""
+    """The live bans (accounts.throttling.rate_limit_bans) with their user, if any, and end time."""
     bans = rate_limit_bans()
     user_ids = [int(b["key"][1:]) for b in bans if b["key"].startswith("u") and b["key"][1:].isdigit()]
     users = User.objects.in_bulk(user_ids)

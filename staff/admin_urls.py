@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import admin_api
+from staff import admin_api
 
 urlpatterns = [
     path("users", admin_api.AdminUserListView.as_view(), name="admin-users"),

@@ -25,16 +25,17 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import charts, selectors, services
+from accounts import charts, services
 from accounts.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
 from accounts.page_forms import LoginForm, NotificationPreferencesForm, ProfileForm, SignupForm
+from accounts.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
 from bundles.selectors import bundle_list
 from currency.selectors import transaction_list
+from portal import selectors
 from referrals.selectors import referral_stats
 from tokens.selectors import token_list
 from zenzefi.errors import ApplicationError, RateLimited
 from zenzefi.page_errors import page_error_message
-from zenzefi.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
 
 USAGE_PERIOD_LABELS = {
     "day": gettext_lazy("Day"),

@@ -62,7 +62,7 @@ def _job_gauges() -> None:
     left to the proxy, whose session services set it in the web processes themselves."""
     if not multiprocess_mode():
         return
-    from monitoring.gauges import cached_figure
+    from analytics.gauges import cached_figure
     from monitoring.metrics import active_tokens_gauge, registered_users_gauge
 
     active_tokens_gauge.set(cached_figure("active_tokens"))
