@@ -65,10 +65,8 @@ def _actor_id(actor) -> int | None:
     """A saved user or a user id; None (no actor) for nothing, an anonymous or an unsaved user."""
     if actor is None or isinstance(actor, bool):
         return None
-    if isinstance(actor, int):
-        return actor
-    pk = getattr(actor, "pk", None)
-    return pk if isinstance(pk, int) and not isinstance(pk, bool) else None
+    pk = actor if isinstance(actor, int) else getattr(actor, "pk", None)
+    return pk if isinstance(pk, int) and not isinstance(pk, bool) and pk > 0 else None
 
 
 def audit_record(

@@ -33,7 +33,8 @@ def test_actor_is_a_user_or_a_user_id(db):
     # Nobody to name: an anonymous request's user, an unsaved user.
     assert audit_record(action="t.anonymous", actor=AnonymousUser()).actor_id is None
     assert audit_record(action="t.unsaved", actor=User(username="ghost")).actor_id is None
-    assert AuditLog.objects.count() == 5
+    assert audit_record(action="t.no_id", actor=0).actor_id is None
+    assert AuditLog.objects.count() == 6
 
 
 def test_valid_addresses_are_kept_in_canonical_form(db):
