@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from zenzefi.errors import RateLimited
 from zenzefi.metrics import rate_limit_hits_total
 
@@ -26,7 +26,7 @@ def _refuse(request, group: str, usage: dict) -> RateLimited:
         resource_type="endpoint",
         resource_id=group,
         details={"scope": "auth", "limit": settings.AUTH_RATE_LIMIT, "count": usage["count"]},
-        request=request,
+        **request_origin(request),
         suspicious=True,
     )
     return RateLimited(

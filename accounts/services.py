@@ -10,7 +10,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import Language, Tier, User
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from currency.models import TransactionType
 from currency.services import balance_change
 from tokens.validation import forget_user
@@ -62,7 +62,7 @@ def user_register(
         resource_type="user",
         resource_id=user.pk,
         details={"username": user.username, "referred_by": referrer.pk if referrer else None},
-        request=request,
+        **request_origin(request),
     )
     return user
 
@@ -82,11 +82,13 @@ def user_authenticate(*, identifier: str, password: str, request=None) -> User:
             resource_type="user",
             resource_id=known.pk if known else "",
             details={"identifier": identifier[:150]},
-            request=request,
+            **request_origin(request),
         )
         raise InvalidCredentials()
     update_last_login(None, user)
-    audit_record(action="auth.login", actor=user, resource_type="user", resource_id=user.pk, request=request)
+    audit_record(
+        action="auth.login", actor=user, resource_type="user", resource_id=user.pk, **request_origin(request)
+    )
     return user
 
 
@@ -141,7 +143,7 @@ def user_self_update(*, user: User, request=None, **values) -> User:
             resource_type="user",
             resource_id=user.pk,
             details={"fields": sorted(changes), "changes": changes},
-            request=request,
+            **request_origin(request),
         )
     return user
 
@@ -162,7 +164,7 @@ def user_password_reset_request(*, email: str, request=None) -> None:
         resource_type="user",
         resource_id=match or "",
         details={"email": _masked_email(email)},
-        request=request,
+        **request_origin(request),
     )
 
 
@@ -183,7 +185,7 @@ def user_sessions_revoke(*, user: User, reason: str, actor: User | None = None, 
         resource_type="user",
         resource_id=user.pk,
         details={"reason": reason, "refresh_tokens": len(rows)},
-        request=request,
+        **request_origin(request),
     )
     return len(rows)
 
@@ -206,7 +208,7 @@ def user_password_set(
         resource_type="user",
         resource_id=user.pk,
         details={"source": source},
-        request=request,
+        **request_origin(request),
     )
     user_sessions_revoke(user=user, reason=f"password_{source}", actor=actor, request=request)
     return user
@@ -300,7 +302,7 @@ def user_admin_update(
             resource_type="user",
             resource_id=user.pk,
             details={"fields": sorted(changes), "changes": changes, "by": actor.username},
-            request=request,
+            **request_origin(request),
         )
     if "is_active" in changes:
         if not user.is_active:

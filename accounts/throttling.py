@@ -25,7 +25,7 @@ import time
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
-from audit.services import audit_record, client_ip
+from audit.services import audit_record, client_ip, request_origin
 from zenzefi.kv import RedisKV, get_kv
 from zenzefi.metrics import rate_limit_hits_total
 
@@ -125,7 +125,7 @@ class TierRateThrottle(BaseThrottle):
             resource_type="endpoint",
             resource_id=request.path[:64],
             details={"scope": "api", "key": key, "tier": tier, "limit": f"{limit}/min"},
-            request=request,
+            **request_origin(request),
         )
         streak = kv.get(f"rl:streak:{key}") or {}
         consecutive = streak.get("n", 0) + 1 if streak.get("w") == window - 1 else 1
@@ -148,7 +148,7 @@ class TierRateThrottle(BaseThrottle):
                 resource_type="rate_limit_key",
                 resource_id=key,
                 details={"scope": "api", "tier": tier, "windows": consecutive, "seconds": seconds},
-                request=request,
+                **request_origin(request),
                 suspicious=True,
             )
 

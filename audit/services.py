@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, TypedDict
 
 from audit.models import AuditLog
 from zenzefi.request_id import current_request_id
@@ -31,37 +31,66 @@ def _with_request_id(details: dict[str, Any]) -> dict[str, Any]:
     return details
 
 
+def _ip(value: str | None) -> str | None:
+    """A valid IPv4/IPv6 address in its canonical form, or None for anything else."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        return None
+
+
 def client_ip(request) -> str | None:
     """The client address as the ASGI/WSGI server set it (never X-Forwarded-For; see README)."""
     if request is None:
         return None
-    ip = request.META.get("REMOTE_ADDR") or None
-    try:
-        return str(ipaddress.ip_address(ip)) if ip else None
-    except ValueError:
+    return _ip(request.META.get("REMOTE_ADDR"))
+
+
+class Origin(TypedDict):
+    ip: str | None
+    user_agent: str
+
+
+def request_origin(request) -> Origin:
+    """Where a Django/DRF request came from, as `audit_record` takes it:
+    `audit_record(..., **request_origin(request))`. No request (a task, a command): nothing."""
+    if request is None:
+        return Origin(ip=None, user_agent="")
+    return Origin(ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""))
+
+
+def _actor_id(actor) -> int | None:
+    """A saved user or a user id; None (no actor) for nothing, an anonymous or an unsaved user."""
+    if actor is None or isinstance(actor, bool):
         return None
+    pk = actor if isinstance(actor, int) else getattr(actor, "pk", None)
+    return pk if isinstance(pk, int) and not isinstance(pk, bool) and pk > 0 else None
 
 
 def audit_record(
     *,
     action: str,
-    actor=None,
+    actor: Any = None,
     resource_type: str = "",
     resource_id: Any = "",
     details: dict[str, Any] | None = None,
-    request=None,
+    ip: str | None = None,
+    user_agent: str | None = "",
     suspicious: bool = False,
 ) -> AuditLog:
-    if actor is not None and not getattr(actor, "pk", None):
-        actor = None
+    """Write one entry. `actor`: a user or a user id (None: the system); `ip` is kept only if it
+    is a valid address (else None); `user_agent` is cut to the column's 512 characters. Views
+    pass `**request_origin(request)`; the proxy and tasks pass what they have."""
     return AuditLog.objects.create(
-        actor=actor,
+        actor_id=_actor_id(actor),
         action=action,
         resource_type=resource_type,
         resource_id=str(resource_id or ""),
         details=_with_request_id(_clean(details)),
-        ip=client_ip(request),
-        user_agent=(request.META.get("HTTP_USER_AGENT", "")[:512] if request is not None else ""),
+        ip=_ip(ip),
+        user_agent=str(user_agent or "")[:512],
         suspicious=suspicious,
     )
 

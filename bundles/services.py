@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import User
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from bundles.models import TokenBundle
 from bundles.pricing import token_costs, validate_bundle_values
 from bundles.selectors import bundle_get
@@ -126,7 +126,7 @@ def bundle_purchase(*, user: User, bundle_id: int, request=None) -> BundlePurcha
             "token_ids": [i.token.pk for i in issued],
             "prefixes": [i.token.prefix for i in issued],
         },
-        request=request,
+        **request_origin(request),
     )
     duration_label, count = str(bundle.duration_hours), bundle.token_count
 
@@ -176,7 +176,7 @@ def bundle_create(
         resource_type="bundle",
         resource_id=bundle.pk,
         details=_snapshot(bundle),
-        request=request,
+        **request_origin(request),
     )
     return bundle
 
@@ -208,7 +208,7 @@ def bundle_update(*, bundle_id: int, actor: User, data: dict[str, Any], request=
                 "before": {k: v for k, v in before.items() if before[k] != after[k]},
                 "after": {k: v for k, v in after.items() if before[k] != after[k]},
             },
-            request=request,
+            **request_origin(request),
         )
     return bundle
 
@@ -227,6 +227,6 @@ def bundle_deactivate(*, bundle_id: int, actor: User, request=None) -> TokenBund
             resource_type="bundle",
             resource_id=bundle.pk,
             details={"name": bundle.name},
-            request=request,
+            **request_origin(request),
         )
     return bundle

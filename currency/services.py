@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from currency.models import Transaction, TransactionType
 from zenzefi.errors import InsufficientFunds, InvalidInput
 from zenzefi.metrics import znc_balance_changes_total
@@ -76,7 +76,7 @@ def balance_change(
             "description": description[:255],
             **(audit_details or {}),
         },
-        request=request,
+        **request_origin(request),
     )
     user.balance = new_balance
     operation = transaction_type.lower()

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import REFERRAL_ALPHABET, User
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from currency.models import TransactionType
 from currency.services import balance_change
 from gifts.models import GiftCode
@@ -102,7 +102,7 @@ def gift_purchase(*, buyer: User, duration_hours: int, scope: str, request=None)
             "transaction_id": row.pk,
             "expires_at": gift.expires_at.isoformat(),
         },
-        request=request,
+        **request_origin(request),
     )
     return PurchasedGift(gift=gift, code=code)
 
@@ -140,7 +140,7 @@ def gift_redeem(*, user: User, code: str, request=None) -> RedeemedGift:
                     "scope": gift.scope,
                     "value": str(gift.price),
                 },
-                request=request,
+                **request_origin(request),
             )
             return RedeemedGift(gift=gift, issued=issued)
     reason = "unknown"
@@ -157,6 +157,6 @@ def _audit_failed(*, user: User, reason: str, request=None) -> None:
         actor=user,
         resource_type="gift",
         details={"reason": reason},
-        request=request,
+        **request_origin(request),
         suspicious=reason in ("unknown", "malformed"),
     )

@@ -107,7 +107,7 @@ class ExchangeRateAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        from audit.services import audit_record
+        from audit.services import audit_record, request_origin
 
         if not change:
             obj.created_by = request.user
@@ -122,5 +122,5 @@ class ExchangeRateAdmin(admin.ModelAdmin):
                 "rate": str(obj.rate),
                 "valid_from": obj.valid_from.isoformat(),
             },
-            request=request,
+            **request_origin(request),
         )

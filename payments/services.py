@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from audit.services import audit_record, client_ip
+from audit.services import audit_record, client_ip, request_origin
 from currency.services import validate_topup_amount
 from idempotency.services import Claim
 from payments.deposits import deposit_credit
@@ -142,7 +142,7 @@ def payment_register(*, payment: Payment, request=None, resumable: bool = False)
                     "original_amount": str(payment.original_amount),
                     "exchange_rate": str(payment.exchange_rate),
                 },
-                request=request,
+                **request_origin(request),
             )
     payment.refresh_from_db()
     return payment
@@ -158,7 +158,7 @@ def _provider_failed(*, payment: Payment, exc: Exception, resumable: bool, reque
             resource_type="payment",
             resource_id=payment.pk,
             details={"provider": payment.provider, "reason": code, "outcome": "pending_resumable"},
-            request=request,
+            **request_origin(request),
         )
         return
     payment_cancel(payment_id=payment.pk, source="provider_error", actor=payment.user, request=request)
@@ -218,7 +218,7 @@ def payment_complete(
                 "transaction_id": deposit.pk,
                 **(details or {}),
             },
-            request=request,
+            **request_origin(request),
         )
         _notify_succeeded(payment=payment, balance=deposit.balance_after)
         return Completion(payment=payment, credited=True)
@@ -245,7 +245,7 @@ def payment_cancel(
                 resource_type="payment",
                 resource_id=payment.pk,
                 details={"source": source, "provider": payment.provider},
-                request=request,
+                **request_origin(request),
             )
         payment.refresh_from_db()
         return payment, changed
@@ -290,7 +290,7 @@ def _apply(
                     "expected": f"{payment.original_amount:.2f} {payment.currency}",
                     "reported": f"{status.amount} {status.currency}",
                 },
-                request=request,
+                **request_origin(request),
                 suspicious=True,
             )
             raise InvalidInput("The paid amount does not match the payment.", code="amount_mismatch")
@@ -327,7 +327,7 @@ def payment_callback_rejected(
         action=action,
         resource_type="payment",
         details={"provider": provider, "reason": reason, **(details or {})},
-        request=request,
+        **request_origin(request),
         suspicious=suspicious,
     )
 
@@ -382,7 +382,7 @@ def payment_callback_process(
             action="payment.callback_rejected",
             resource_type="payment",
             details={"provider": backend.name, "reason": exc.code},
-            request=request,
+            **request_origin(request),
         )
         raise
     payment = Payment.objects.filter(
@@ -412,7 +412,7 @@ def payment_callback_process(
             "status": status.status,
             "outcome": outcome,
         },
-        request=request,
+        **request_origin(request),
     )
     payment.refresh_from_db()
     return payment, outcome
@@ -472,7 +472,7 @@ def mock_checkout_submit(*, user: User, provider_payment_id: str, pay: bool, req
                 "outcome": outcome,
                 "via": "checkout_page",
             },
-            request=request,
+            **request_origin(request),
         )
     payment.refresh_from_db()
     return Completion(payment=payment, credited=outcome == "credited")

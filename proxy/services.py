@@ -8,24 +8,17 @@ happens; in steady state the hot path touches the key-value store only (see `pro
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import User
 from audit.services import audit_record
 from proxy.metrics import active_proxy_sessions
 from proxy.models import ProxySession
 from proxy.state import get_state
 from tokens.models import AccessToken
 from tokens.services import token_activate
-
-
-def request_meta(ip: str | None, user_agent: str) -> SimpleNamespace:
-    """The little of a request that `audit_record` reads."""
-    return SimpleNamespace(META={"REMOTE_ADDR": ip or "", "HTTP_USER_AGENT": user_agent or ""})
 
 
 def _dt(ts: float) -> datetime:
@@ -208,7 +201,7 @@ def token_activate_for_proxy(
     token = AccessToken.objects.select_related("user").filter(pk=token_id).first()
     if token is None:
         return None
-    token = token_activate(token=token, request=request_meta(ip, user_agent))
+    token = token_activate(token=token, ip=ip, user_agent=user_agent)
     return token.activated_at
 
 
@@ -223,11 +216,12 @@ def device_conflict_record(
 ) -> None:
     audit_record(
         action="proxy.device_conflict",
-        actor=User(pk=user_id),
+        actor=user_id,
         resource_type="token",
         resource_id=token_id,
         details={"device_id": device_id, "active_device_id": active_device},
-        request=request_meta(ip, user_agent),
+        ip=ip,
+        user_agent=user_agent,
         suspicious=True,
     )
 
@@ -237,10 +231,11 @@ def audit_rate_limit(
 ) -> None:
     audit_record(
         action="rate_limit.hit",
-        actor=User(pk=user_id),
+        actor=user_id,
         resource_type="token",
         resource_id=token_id,
         details={"scope": "proxy", "limit": f"{limit}/min"},
-        request=request_meta(ip, user_agent),
+        ip=ip,
+        user_agent=user_agent,
         suspicious=True,
     )

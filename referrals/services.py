@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from accounts.models import User
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from currency.models import Transaction, TransactionType
 from currency.services import balance_change
 from referrals.models import ReferralBonus
@@ -97,7 +97,7 @@ def referral_bonus_on_deposit(*, deposit: Transaction, request=None) -> Referral
             "bonus": str(amount),
             "transaction_id": bonus_row.pk,
         },
-        request=request,
+        **request_origin(request),
     )
     _notify(referrer=referrer, referred=referred, record=record)
     return record

@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from currency.models import TransactionType
 from currency.services import balance_change
 from renewals.models import TokenRenewal
@@ -229,7 +229,7 @@ def token_auto_renew_set(*, user: User, token_id: int, auto_renew: bool, request
             resource_type="token",
             resource_id=token.pk,
             details={"prefix": token.prefix, "auto_renew": auto_renew},
-            request=request,
+            **request_origin(request),
         )
     return token
 
@@ -250,7 +250,7 @@ def auto_renew_min_balance_set(*, user: User, amount: Decimal, request=None) -> 
             resource_type="user",
             resource_id=user.pk,
             details={"auto_renew_min_balance": str(amount)},
-            request=request,
+            **request_origin(request),
         )
     user.auto_renew_min_balance = amount
     return user

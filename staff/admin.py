@@ -18,7 +18,7 @@ from accounts.forms import (
 from accounts.models import User
 from accounts.services import user_admin_may_change, user_sessions_revoke
 from accounts.templatetags.pages import money
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from currency.models import TransactionType
 from currency.services import balance_change
 from tokens.validation import forget_user
@@ -122,7 +122,7 @@ class UserAdmin(DjangoUserAdmin):
                 "fields": [f for f in changed if f not in ("password", "password1", "password2")],
                 "by": request.user.username,
             },
-            request=request,
+            **request_origin(request),
         )
         if change and "is_active" in changed:
             if not obj.is_active:

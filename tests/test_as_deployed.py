@@ -351,3 +351,103 @@ def test_requirements_txt_alone_runs_every_process():
     assert ci.index("./scripts/test") < ci.index("./scripts/smoke")
     smoke = (BASE_DIR / "scripts" / "smoke").read_text()
     assert "-r requirements.txt" in smoke and "requirements-dev" not in smoke.split("scripts/venv.sh")[0]
+
+
+# --- Issue 15 item 4: X-Forwarded-Proto is believed from the balancer only -----------------------------
+# Under ASGI Django takes the scheme from the scope, which uvicorn sets from X-Forwarded-Proto only for
+# FORWARDED_ALLOW_IPS peers. SECURE_PROXY_SSL_HEADER=true would make Django read the raw header
+# itself, from whoever reaches the web port: the shipped configuration must not set it.
+
+
+def _scheme(request):
+    from django.http import JsonResponse
+
+    return JsonResponse({"scheme": request.scheme, "secure": request.is_secure()})
+
+
+TRUSTS_PROTO = re.compile(r"SECURE_PROXY_SSL_HEADER\W{0,4}(true|on|ok|y|yes|1)\b", re.I)
+urlpatterns = []  # filled below: the scheme probe the test serves as ROOT_URLCONF
+
+
+def _shipped_env() -> dict[str, str]:
+    lines = (BASE_DIR / "deploy" / "compose.env.example").read_text().splitlines()
+    return dict(m.groups() for line in lines if (m := re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line)))
+
+
+def test_the_shipped_configuration_does_not_trust_forwarded_proto_from_every_peer():
+    import environ
+
+    shipped = _shipped_env()
+    value = shipped.get("SECURE_PROXY_SSL_HEADER", "false").strip().lower()
+    assert value not in environ.Env.BOOLEAN_TRUE_STRINGS, "SECURE_PROXY_SSL_HEADER=true trusts any peer"
+    setting_lines = [
+        (path, line)
+        for path in _shipped_configuration()
+        for line in path.read_text(errors="replace").splitlines()
+        if not line.lstrip().startswith("#")
+    ]
+    trusting = [
+        f"{p.relative_to(BASE_DIR)}: {line}" for p, line in setting_lines if TRUSTS_PROTO.search(line)
+    ]
+    assert not trusting, f"trusts X-Forwarded-Proto from any peer: {trusting}"
+    # The scan finds the forms it must find.
+    for line in (
+        "SECURE_PROXY_SSL_HEADER=true",
+        'SECURE_PROXY_SSL_HEADER: "yes"',
+        "SECURE_PROXY_SSL_HEADER=1",
+    ):
+        assert TRUSTS_PROTO.search(line), line
+
+
+def test_served_as_shipped_https_is_believed_from_the_balancer_only(settings, monkeypatch, tmp_path):
+    import environ
+    import httpx
+    import uvicorn
+    from django.urls import path
+
+    from tests.upstream import free_port
+    from zenzefi.asgi import application
+
+    urlpatterns[:] = [path("scheme", _scheme)]
+    settings.ROOT_URLCONF = __name__
+    trusts_header = (
+        _shipped_env().get("SECURE_PROXY_SSL_HEADER", "").lower() in environ.Env.BOOLEAN_TRUE_STRINGS
+    )
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if trusts_header else None
+    allowed = _shipped_forwarded_allow_ips(monkeypatch, tmp_path)
+    assert "127.0.0.1" in allowed and "127.0.0.2" not in allowed
+    port = free_port()
+    config = uvicorn.Config(
+        application,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        forwarded_allow_ips=allowed,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    https = {"X-Forwarded-Proto": "https"}
+
+    def probe(peer: str, headers: dict) -> dict:
+        transport = httpx.HTTPTransport(local_address=peer)
+        with httpx.Client(transport=transport, base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            response = client.get("/scheme", headers=headers)
+            assert response.status_code == 200, response.text[:300]
+            return response.json()
+
+    try:
+        deadline = time.monotonic() + 30  # waits for the start; asserts nothing about time
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stranger, balancer = probe("127.0.0.2", https), probe("127.0.0.1", https)
+        plain = probe("127.0.0.1", {})
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    # Anyone else who reaches the web port cannot claim HTTPS ...
+    assert stranger == {"scheme": "http", "secure": False}
+    # ... the balancer (FORWARDED_ALLOW_IPS) can, through uvicorn, with no Django setting.
+    assert balancer == {"scheme": "https", "secure": True}
+    assert plain == {"scheme": "http", "secure": False}

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -264,14 +263,19 @@ def _round_trip(database_url: str, tmp_path: Path, backup_suffix: str) -> None:
     first = Path(_manage(env, "backup_db").splitlines()[-1])
     assert first.parent == backup_dir and first.name.endswith(backup_suffix)
     assert first.stat().st_size > 0 and (first.stat().st_mode & 0o777) == 0o600
-    time.sleep(1.1)  # one backup per second: the daily job's file gets a later name
+    # One backup per second: the daily job runs on a fake clock one second after the first
+    # backup (same day), so its file gets a later name without waiting for the wall clock.
+    later = services.parse_backup_filename(first.name)[0] + timedelta(seconds=1)
     task_result = _manage(
         env,
         "shell",
         "-c",
-        "import json; from backups.tasks import backup_database; print(json.dumps(backup_database()))",
+        "import json, time_machine; from backups.tasks import backup_database\n"
+        f"with time_machine.travel({later.timestamp()!r}, tick=False):\n"
+        "    print(json.dumps(backup_database()))",
     )
     task = json.loads(task_result.splitlines()[-1])
+    assert Path(task["path"]).name == backup_filename(later, backup_suffix[1:])
     assert task["deleted"] == [first.name]  # the same day's older backup is rotated out
     assert [b.path for b in backups_list(backup_dir)] == [Path(task["path"])]
 

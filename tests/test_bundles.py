@@ -1,12 +1,11 @@
 import importlib
 import json
-import threading
 from decimal import Decimal
 
 import pytest
 from django.apps import apps
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.test import override_settings
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
@@ -17,6 +16,7 @@ from bundles.models import TokenBundle
 from bundles.pricing import token_costs
 from currency.models import Transaction, TransactionType
 from idempotency.models import IdempotencyRecord
+from tests.concurrency import run_threads
 from tests.factories import UserFactory, fund, staff_with
 from tests.test_currency_api import assert_error
 from tests.test_ledger import assert_ledger_consistent
@@ -439,22 +439,8 @@ def test_concurrent_bundle_purchases_never_overdraw(requires_postgres):
     bundle_id = TokenBundle.objects.create(
         name="Race Pack", token_count=5, duration_hours=24, scope="full", discount_percent=Decimal("10")
     ).pk
-    results: list[int] = []
-    barrier = threading.Barrier(6)
-
-    def buy():
-        try:
-            barrier.wait()
-            results.append(client_for(user).post(purchase_url(bundle_id)).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=buy) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [201, 201, 402, 402, 402, 402]
+    results = run_threads(6, lambda: client_for(user).post(purchase_url(bundle_id)).status_code)
+    assert sorted(results) == [201, 201, 402, 402, 402, 402], results
     assert AccessToken.objects.filter(user=user).count() == 10
     assert_ledger_consistent(user)
     assert user.balance == Decimal("0.00")

@@ -3,12 +3,10 @@ redeemed once (even from two threads at once) into a token on the redeemer's acc
 
 import hashlib
 import re
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -18,6 +16,7 @@ from audit.models import AuditLog
 from currency.models import Transaction, TransactionType
 from gifts.models import GiftCode
 from gifts.services import GiftCodeInvalid, gift_purchase, gift_redeem
+from tests.concurrency import run_concurrently
 from tests.factories import DEFAULT_PASSWORD, UserFactory, fund
 from tests.test_ledger import assert_ledger_consistent
 from tokens.models import AccessToken, token_digest
@@ -179,23 +178,7 @@ def test_double_redeem_from_two_threads_issues_one_token(requires_postgres):
     fund(buyer, "400")
     bought = gift_purchase(buyer=buyer, duration_hours=720, scope="full")
     redeemers = [UserFactory(), UserFactory()]
-    barrier = threading.Barrier(2)
-    results = []
-
-    def redeem(user):
-        try:
-            barrier.wait()
-            results.append(gift_redeem(user=user, code=bought.code))
-        except Exception as exc:
-            results.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=redeem, args=(u,)) for u in redeemers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_concurrently([lambda u=u: gift_redeem(user=u, code=bought.code) for u in redeemers])
     assert sum(isinstance(r, GiftCodeInvalid) for r in results) == 1, results
     assert AccessToken.objects.filter(user__in=redeemers).count() == 1
     gift = GiftCode.objects.get()

@@ -1,14 +1,13 @@
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from accounts.models import User
 from audit.models import AuditLog
 from currency.models import AppendOnlyError, Transaction, TransactionType
 from currency.selectors import ledger_sum
 from currency.services import balance_change
+from tests.concurrency import run_threads
 from tests.factories import UserFactory, fund
 from zenzefi.errors import InsufficientFunds, InvalidInput
 
@@ -93,26 +92,14 @@ def test_database_refuses_negative_balance(user):
 def test_concurrent_debits_never_overdraw(requires_postgres):
     user = UserFactory()
     fund(user, "100.00")  # covers exactly 10 debits of 10
-    results: list[str] = []
-    barrier = threading.Barrier(20)
 
     def debit():
-        try:
-            barrier.wait()
-            balance_change(user=user, amount=Decimal("-10.00"), transaction_type=TransactionType.PURCHASE)
-            results.append("ok")
-        except InsufficientFunds:
-            results.append("402")
-        finally:
-            connection.close()
+        balance_change(user=user, amount=Decimal("-10.00"), transaction_type=TransactionType.PURCHASE)
+        return "ok"
 
-    threads = [threading.Thread(target=debit) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results.count("ok") == 10
-    assert results.count("402") == 10
+    results = run_threads(20, debit)
+    assert results.count("ok") == 10, results
+    assert sum(isinstance(r, InsufficientFunds) for r in results) == 10, results
     assert_ledger_consistent(user)
     assert user.balance == Decimal("0.00")
 

@@ -1,12 +1,10 @@
 """Auto-renewal: the per-token switch (API and page), the minimum-balance preference, and the job
 that renews tokens expiring within the hour once per period, or says clearly why it cannot."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +15,7 @@ from monitoring.schedule import SCHEDULE
 from notifications.models import Notification, NotificationKind
 from renewals.models import TokenRenewal
 from renewals.services import token_renew, tokens_renew_due
+from tests.concurrency import run_threads
 from tests.factories import DEFAULT_PASSWORD, UserFactory, fund
 from tests.test_ledger import assert_ledger_consistent
 from tokens import services as token_services
@@ -249,23 +248,7 @@ def test_concurrent_job_runs_renew_once(requires_postgres):
     user = UserFactory()
     token = expiring_token(user, balance="100")
     now = timezone.now()
-    barrier = threading.Barrier(5)
-    results = []
-
-    def run():
-        try:
-            barrier.wait()
-            results.append(token_renew(token_id=token.pk, now=now))
-        except Exception as exc:
-            results.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_threads(5, lambda: token_renew(token_id=token.pk, now=now))
     assert results.count("renewed") == 1, results
     assert set(results) <= {"renewed", "skipped", "already"}
     assert TokenRenewal.objects.count() == 1

@@ -4,7 +4,6 @@ same message may take it over; any other message still waits for the lease."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -12,6 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests import jobs_support
+from tests.concurrency import run_concurrently
 from tests.factories import UserFactory
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
@@ -68,23 +68,14 @@ def test_a_retry_of_the_same_task_is_another_message(receiver):
 @pytest.mark.django_db(transaction=True)
 @override_settings(WEBHOOK_ALLOWED_HOSTS=["127.0.0.1"])
 def test_concurrent_workers_with_different_messages_send_once(requires_postgres, receiver):
-    from django.db import connection
-
     delivery_id = make_delivery(receiver)
-    receiver.delay = 0.2
-    barrier = threading.Barrier(4)
-
-    def attempt(n: int):
-        try:
-            barrier.wait(5)
-            services.webhook_delivery_attempt(delivery_id=delivery_id, claim_key=f"task-{n}:0")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    receiver.delay = 0.2  # keeps the sending attempt in flight while the others try
+    results = run_concurrently(
+        [
+            lambda n=n: services.webhook_delivery_attempt(delivery_id=delivery_id, claim_key=f"task-{n}:0")
+            for n in range(4)
+        ]
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
     assert len(receiver.received) == 1
     assert WebhookAttempt.objects.filter(delivery_id=delivery_id).count() == 1

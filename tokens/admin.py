@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.templatetags.pages import money
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from tokens.models import REVOKE_PERMISSION, AccessToken, TokenState
 from tokens.services import token_revoke
 from zenzefi.admin_search import IndexedSearchAdmin
@@ -127,7 +127,7 @@ class AccessTokenAdmin(IndexedSearchAdmin):
                 resource_type="token",
                 resource_id=obj.pk,
                 details={"prefix": obj.prefix, "auto_renew": obj.auto_renew, "owner_id": obj.user_id},
-                request=request,
+                **request_origin(request),
             )
 
     @admin.action(description=gettext_lazy("Revoke with refund"), permissions=["revoke"])

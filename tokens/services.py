@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from currency.models import TransactionType
 from currency.services import balance_change
 from tokens import validation
@@ -101,7 +101,7 @@ def token_purchase(
             "scope": scope,
             "cost": str(price),
         },
-        request=request,
+        **request_origin(request),
     )
 
     def count():
@@ -114,9 +114,12 @@ def token_purchase(
     return issued
 
 
-def token_activate(*, token: AccessToken, now: datetime | None = None, request=None) -> AccessToken:
+def token_activate(
+    *, token: AccessToken, now: datetime | None = None, ip: str | None = None, user_agent: str = ""
+) -> AccessToken:
     """Start the clock at the first successful use. Idempotent under concurrent first requests:
-    the conditional UPDATE lets exactly one caller activate; the others read its result."""
+    the conditional UPDATE lets exactly one caller activate; the others read its result.
+    `ip`/`user_agent`: where the first use came from (the proxy's client), for the audit entry."""
     if token.activated_at is not None:
         return token
     now = now or timezone.now()
@@ -131,7 +134,8 @@ def token_activate(*, token: AccessToken, now: datetime | None = None, request=N
                 resource_type="token",
                 resource_id=token.pk,
                 details={"prefix": token.prefix},
-                request=request,
+                ip=ip,
+                user_agent=user_agent,
             )
             transaction.on_commit(lambda: validation.forget(token.digest))
             # Outbox: the delivery rows are written in this transaction; only the enqueue waits.
@@ -192,7 +196,7 @@ def token_revoke(
         resource_type="token",
         resource_id=token.pk,
         details={"prefix": token.prefix, "refund": str(amount), "owner_id": token.user_id},
-        request=request,
+        **request_origin(request),
     )
     transaction.on_commit(lambda: validation.mark_dead(token.digest, "revoked"))
     # Outbox: the delivery rows are written in this transaction; only the enqueue waits.

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from audit.services import audit_record
+from audit.services import audit_record, request_origin
 from webhooks import signing
 from webhooks.models import EVENTS, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.urlsafety import UnsafeWebhookURL, check_url, validate_url
@@ -69,7 +69,7 @@ def webhook_endpoint_create(*, user, url: str, events: list[str], request=None) 
         resource_type="webhook_endpoint",
         resource_id=endpoint.pk,
         details={"url": url, "events": events},
-        request=request,
+        **request_origin(request),
     )
     return CreatedEndpoint(endpoint=endpoint, secret=signing.endpoint_secret(endpoint))
 
@@ -85,7 +85,7 @@ def webhook_endpoint_delete(*, user, endpoint_id: int, request=None) -> None:
         resource_type="webhook_endpoint",
         resource_id=endpoint.pk,
         details={"url": endpoint.url},
-        request=request,
+        **request_origin(request),
     )
     endpoint.delete()
 
@@ -371,7 +371,7 @@ def webhook_delivery_replay(*, delivery_id: int, actor=None, request=None) -> We
         resource_type="webhook_delivery",
         resource_id=original.pk,
         details={"replay_id": replay.pk, "event": original.event},
-        request=request,
+        **request_origin(request),
     )
     transaction.on_commit(lambda: _queue([replay.pk]), robust=True)
     return replay
