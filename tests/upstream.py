@@ -26,7 +26,7 @@ import httpx
 import pytest
 import uvicorn
 from aiohttp import web
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync
 from django.db import connections
 from django.db.backends.utils import CursorWrapper
 
@@ -399,9 +399,8 @@ def live_platform():
 
 def _close_thread_connections() -> None:
     """Token validation's cache misses run in asgiref's shared thread: close its connection so
-    the test database can be flushed and dropped. A thread-sensitive `sync_to_async` outside any
-    request context runs there (asgiref's public way to reach that thread)."""
-    asyncio.run(asyncio.wait_for(sync_to_async(connections.close_all, thread_sensitive=True)(), 10))
+    the test database can be flushed and dropped."""
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(10)
 
 
 @pytest.fixture
