@@ -27,10 +27,11 @@ from rest_framework.throttling import BaseThrottle
 
 from audit.services import audit_record, client_ip, request_origin
 from zenzefi.kv import RedisKV, get_kv
+from zenzefi.kvkeys import RATE_BAN_INDEX_KEY as BAN_INDEX_KEY
+from zenzefi.kvkeys import rate_api_key, rate_ban_key, rate_streak_key
 from zenzefi.metrics import rate_limit_hits_total
 
 WINDOW_SECONDS = 60
-BAN_INDEX_KEY = "rl:bans"
 
 
 def tier_limit(tier: str | None) -> int:
@@ -51,7 +52,7 @@ def rate_limit_bans() -> list[dict]:
     return [
         {"key": key, **ban}
         for key, ban in sorted(index.items())
-        if ban.get("until", 0) > now and kv.get(f"rl:ban:{key}")
+        if ban.get("until", 0) > now and kv.get(rate_ban_key(key))
     ]
 
 
@@ -76,7 +77,7 @@ class TierRateThrottle(BaseThrottle):
         now = time.time()
         limit = tier_limit(tier)
         window = int(now // WINDOW_SECONDS)
-        counter = f"rl:api:{key}:{window}"
+        counter = rate_api_key(key, window)
 
         ban, count = self._ban_and_count(kv, key, counter if limit > 0 else None)
         if ban and float(ban.get("until", 0)) > now:
@@ -105,14 +106,14 @@ class TierRateThrottle(BaseThrottle):
         every API request. Elsewhere (the embedded default's cache) one call after the other."""
         if isinstance(kv, RedisKV):
             pipe = kv.client.pipeline(transaction=False)
-            pipe.get(kv.full_key(f"rl:ban:{key}"))
+            pipe.get(kv.full_key(rate_ban_key(key)))
             if counter:
                 pipe.incrby(kv.full_key(counter), 1)
                 pipe.expire(kv.full_key(counter), WINDOW_SECONDS * 2, nx=True)
             replies = pipe.execute()
             ban = json.loads(replies[0]) if replies[0] is not None else None
             return ban, int(replies[1]) if counter else None
-        ban = kv.get(f"rl:ban:{key}")
+        ban = kv.get(rate_ban_key(key))
         if counter is None or (ban and float(ban.get("until", 0)) > time.time()):
             return ban, None
         return ban, kv.incr(counter, ttl=WINDOW_SECONDS * 2)
@@ -127,15 +128,15 @@ class TierRateThrottle(BaseThrottle):
             details={"scope": "api", "key": key, "tier": tier, "limit": f"{limit}/min"},
             **request_origin(request),
         )
-        streak = kv.get(f"rl:streak:{key}") or {}
+        streak = kv.get(rate_streak_key(key)) or {}
         consecutive = streak.get("n", 0) + 1 if streak.get("w") == window - 1 else 1
-        kv.set(f"rl:streak:{key}", {"w": window, "n": consecutive}, WINDOW_SECONDS * 3)
+        kv.set(rate_streak_key(key), {"w": window, "n": consecutive}, WINDOW_SECONDS * 3)
         ban_after = settings.API_RATE_LIMIT_BAN_AFTER
         if ban_after and consecutive >= ban_after:
             seconds = settings.API_RATE_LIMIT_BAN_SECONDS
             until = time.time() + seconds
-            kv.set(f"rl:ban:{key}", {"until": until, "tier": tier}, seconds)
-            kv.delete(f"rl:streak:{key}")
+            kv.set(rate_ban_key(key), {"until": until, "tier": tier}, seconds)
+            kv.delete(rate_streak_key(key))
             index = {
                 k: v for k, v in (kv.get(BAN_INDEX_KEY) or {}).items() if v.get("until", 0) > time.time()
             }

@@ -18,8 +18,8 @@ from django.utils import timezone
 from monitoring.metrics import active_tokens_gauge, registered_users_gauge
 from tokens.models import AccessToken
 from zenzefi.kv import get_kv
+from zenzefi.kvkeys import GAUGES_KEY
 
-GAUGES_KEY = "gauges:figures"
 GAUGES_TTL = 300  # five missed runs: then the gauges read 0 rather than a stale figure
 
 

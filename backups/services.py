@@ -23,13 +23,13 @@ from django.conf import settings
 from django.db import connections
 
 from backups.rotation import backups_to_keep
+from zenzefi.kvkeys import LAST_BACKUP_KEY
 
 logger = logging.getLogger("backups")
 
 PG_KIND, SQLITE_KIND = "pgdump", "sqlite3"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 FILENAME_RE = re.compile(r"^zenzefi-(?P<stamp>\d{8}T\d{6}Z)\.(?P<kind>pgdump|sqlite3)$")
-LAST_BACKUP_KEY = "backups:last"
 LAST_BACKUP_TTL = 40 * 24 * 3600
 
 

@@ -20,10 +20,10 @@ from django.core.cache import cache
 from django.db import connection
 
 from zenzefi.kv import get_kv
+from zenzefi.kvkeys import HEALTH_KEY
 
 logger = logging.getLogger(__name__)
 HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
-HEALTH_KEY = "health:status"
 CRITICAL = ("database", "cache", "upstream")
 _RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 
@@ -150,3 +150,18 @@ def health_cached() -> dict | None:
     """The last stored result, or None (never checked yet, or older than HEALTH_CACHE_TTL).
     Raises when the store itself cannot be reached."""
     return get_kv().get(HEALTH_KEY)
+
+
+async def ahealth_cached() -> dict | None:
+    """`health_cached` for async callers (the proxy's workers): one async kv read, no thread hop
+    on Redis."""
+    return await get_kv().aget(HEALTH_KEY)
+
+
+def unhealthy_since(result: dict | None, component: str) -> float | None:
+    """When a stored result found `component` unhealthy (its `checked_at`, epoch seconds), or None
+    when it did not (or there is no result)."""
+    status = ((result or {}).get("components") or {}).get(component) or {}
+    if status.get("status") != UNHEALTHY:
+        return None
+    return datetime.fromisoformat(result["checked_at"]).timestamp()

@@ -35,6 +35,7 @@ from payments.providers import (
 )
 from zenzefi.errors import Conflict, InvalidInput, NotFound
 from zenzefi.kv import get_kv
+from zenzefi.kvkeys import payment_callback_audit_key
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +322,7 @@ def payment_callback_rejected(
     ip = client_ip(request) or "-"
     minute = int(time.time() // 60)
     # "Once per key and window" markers live in the shared kv, like the proxy's and the throttle's.
-    if not get_kv().set(f"payments:callback-audit:{ip}:{minute}", 1, 70, nx=True):
+    if not get_kv().set(payment_callback_audit_key(ip, minute), 1, 70, nx=True):
         return
     audit_record(
         action=action,

@@ -24,10 +24,10 @@ def proxy_origin_check(app_configs=None, **kwargs):
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
         return [Error(f"PROXY_ORIGIN must be scheme://host[:port], got {origin!r}.", id="proxy.E001")]
-    from proxy.asgi import _origin_hosts
+    from proxy.browser import origin_hosts
 
-    site = {h.split(b":")[0] for h in _origin_hosts(settings.BACKEND_URL.rstrip("/"))}
-    ours = {h.split(b":")[0] for h in _origin_hosts(origin.rstrip("/"))}
+    site = {h.split(b":")[0] for h in origin_hosts(settings.BACKEND_URL.rstrip("/"))}
+    ours = {h.split(b":")[0] for h in origin_hosts(origin.rstrip("/"))}
     if site & ours:
         return [
             Error(

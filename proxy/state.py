@@ -30,6 +30,10 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from zenzefi.kv import CacheKV, RedisKV, get_kv
+from zenzefi.kvkeys import proxy_counters_key as counters_key
+from zenzefi.kvkeys import proxy_device_key as device_key
+from zenzefi.kvkeys import proxy_inflight_key as inflight_key
+from zenzefi.kvkeys import proxy_rate_key
 
 COUNTERS_TTL = 7 * 24 * 3600
 
@@ -64,18 +68,6 @@ if ARGV[1] ~= '' then
 end
 return {cached or false, count, device or false, inflight}
 """
-
-
-def device_key(digest: str) -> str:
-    return f"pxdev:{digest}"
-
-
-def inflight_key(digest: str) -> str:
-    return f"pxcc:{digest}"
-
-
-def counters_key(sid: str) -> str:
-    return f"pxs:{sid}"
 
 
 def _decode_counters(raw: dict) -> dict[str, float]:
@@ -116,7 +108,7 @@ class RedisState:
             script = self._admit_script = client.register_script(_ADMIT_LUA)
         keys = [
             kv.full_key(validation_key),
-            kv.full_key(f"pxrl:{digest}:{window}"),
+            kv.full_key(proxy_rate_key(digest, window)),
             kv.full_key(device_key(digest)),
             kv.full_key(inflight_key(digest)),
         ]
@@ -196,7 +188,7 @@ class CacheState:
 
     def _admit(self, digest: str, window: int, validation_key: str, tag: str | None, span: int):
         cached = self.kv.get(validation_key)
-        count = self.kv.incr(f"pxrl:{digest}:{window}", 1, 120)
+        count = self.kv.incr(proxy_rate_key(digest, window), 1, 120)
         inflight = self.kv.incr(inflight_key(digest), 1, span) if tag is not None else 0
         return cached, count, self.kv.get(device_key(digest)), inflight
 

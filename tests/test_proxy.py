@@ -3,6 +3,7 @@
 # ruff: noqa: F811  (pytest fixtures imported from tests.upstream, then used as arguments)
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import time
@@ -12,6 +13,7 @@ from datetime import timedelta
 import httpx
 import pytest
 import time_machine
+from django.conf import settings
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
@@ -24,6 +26,7 @@ from tests.upstream import (  # noqa: F401
     all_queries,
     creds,
     customer,
+    fake_clock,
     free_port,
     issue,
     live_platform,
@@ -395,11 +398,11 @@ def test_websocket_upgrade_is_501(proxy, token):
 # --- failures ----------------------------------------------------------------------------------
 
 
-def test_upstream_down_is_502_and_breaker_opens(proxy, token, settings, upstream_server):
+def test_upstream_down_is_502_and_breaker_opens(proxy, token, settings, upstream_server, fake_clock):
     _, plain = token
     settings.ZENZEFI_TARGET_URL = f"http://127.0.0.1:{free_port()}"
     settings.PROXY_CIRCUIT_FAILURES = 2
-    settings.PROXY_CIRCUIT_COOLDOWN = 0.5
+    settings.PROXY_CIRCUIT_COOLDOWN = 60
     for _ in range(2):
         resp = proxy.get("/echo/x", headers=creds(plain))
         assert resp.status_code == 502
@@ -407,52 +410,74 @@ def test_upstream_down_is_502_and_breaker_opens(proxy, token, settings, upstream
     resp = proxy.get("/echo/x", headers=creds(plain))
     assert resp.status_code == 503
     assert resp.json()["code"] == "upstream_circuit_open"
-    assert int(resp.headers["Retry-After"]) >= 1
-    # After the cool-down one probe goes through; the upstream is back, so the breaker closes.
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    # Open for the whole cool-down: the upstream being back changes nothing yet.
     settings.ZENZEFI_TARGET_URL = upstream_server.base
-    time.sleep(0.6)
+    fake_clock.advance(50)
+    resp = proxy.get("/echo/x", headers=creds(plain))
+    assert resp.status_code == 503 and int(resp.headers["Retry-After"]) <= 10
+    assert upstream_server.requests == []
+    # After the cool-down one probe goes through; the upstream is back, so the breaker closes.
+    fake_clock.advance(11)
     assert proxy.get("/echo/x", headers=creds(plain)).status_code == 200
     assert proxy.get("/echo/y", headers=creds(plain)).status_code == 200
     row = AccessToken.objects.get(digest=token[0].digest)
     assert row.activated_at is not None  # activated by the first request that reached the upstream
 
 
-def test_health_check_verdict_opens_the_breaker(proxy, token, settings):
+def test_failed_probe_opens_the_breaker_again(proxy, token, settings, fake_clock):
+    _, plain = token
+    settings.ZENZEFI_TARGET_URL = f"http://127.0.0.1:{free_port()}"
+    settings.PROXY_CIRCUIT_FAILURES = 1
+    settings.PROXY_CIRCUIT_COOLDOWN = 60
+    assert proxy.get("/echo/x", headers=creds(plain)).status_code == 502
+    assert proxy.get("/echo/x", headers=creds(plain)).status_code == 503
+    fake_clock.advance(61)
+    probe = proxy.get("/echo/x", headers=creds(plain))  # the probe: still down
+    assert probe.status_code == 502
+    again = proxy.get("/echo/x", headers=creds(plain))
+    assert again.status_code == 503 and again.json()["code"] == "upstream_circuit_open"
+    assert int(again.headers["Retry-After"]) >= 59  # a fresh cool-down
+
+
+def test_health_check_verdict_opens_the_breaker(proxy, token, settings, fake_clock):
     from datetime import UTC, datetime
 
     from monitoring.health import HEALTH_KEY
-    from zenzefi.asgi import proxy_application
+    from proxy.breaker import HEALTH_POLL_SECONDS
     from zenzefi.kv import get_kv
 
     _, plain = token
-    settings.PROXY_CIRCUIT_COOLDOWN = 0.5
+    settings.PROXY_CIRCUIT_COOLDOWN = 60
     assert proxy.get("/echo/ok", headers=creds(plain)).status_code == 200
     verdict = {
         "status": "unhealthy",
-        "checked_at": datetime.now(UTC).isoformat(),
+        "checked_at": datetime.fromtimestamp(fake_clock.time() + 1, tz=UTC).isoformat(),
         "components": {"upstream": {"status": "unhealthy", "error": "refused"}},
     }
-    get_kv().set(HEALTH_KEY, verdict, 60)
-    proxy_application._health_read_at = 0.0
+    get_kv().set(HEALTH_KEY, verdict, 600)
+    fake_clock.advance(HEALTH_POLL_SECONDS)  # the worker's next look at the verdict is due
     resp = proxy.get("/echo/x", headers=creds(plain))
     assert resp.status_code == 503
     assert resp.json()["code"] == "upstream_circuit_open"
     # After the cool-down a probe reaches the (healthy) upstream and closes the breaker; the same,
     # now older, verdict does not open it again.
-    time.sleep(0.6)
+    fake_clock.advance(61)
     assert proxy.get("/echo/probe", headers=creds(plain)).status_code == 200
-    proxy_application._health_read_at = 0.0
+    fake_clock.advance(HEALTH_POLL_SECONDS)
     assert proxy.get("/echo/after", headers=creds(plain)).status_code == 200
 
 
-def test_slow_upstream_is_504_within_the_read_timeout(proxy, token, settings):
+def test_slow_upstream_is_504_within_the_read_timeout(proxy, token, settings, upstream_server):
     _, plain = token
     settings.PROXY_READ_TIMEOUT = 0.5
-    started = time.monotonic()
-    resp = proxy.get("/slow?delay=3", headers=creds(plain))
+    resp = proxy.get("/hold/read-timeout", headers=creds(plain))
+    # The upstream had not answered (it answers only when released): the 504 is the read timeout's.
+    answered = "hold:read-timeout:answered" in upstream_server.events
+    upstream_server.release("read-timeout")
     assert resp.status_code == 504
     assert resp.json()["code"] == "upstream_timeout"
-    assert time.monotonic() - started < 2.5
+    assert "hold:read-timeout:waiting" in upstream_server.events and not answered
 
 
 def test_rate_limit_per_token(proxy, token, settings):
@@ -536,6 +561,75 @@ def test_steady_state_request_makes_no_database_query(proxy, token):
             assert proxy.post(f"/echo/steady{i}", content=b"body", headers=creds(plain)).status_code == 200
         assert proxy.get("/page.html", headers=creds(plain)).status_code == 200
     assert queries == []
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the embedded default's kv is one thread hop per step")
+def test_steady_state_request_makes_no_thread_hop(token, upstream_server, settings):
+    """The proxy's real path (ProxyApp, not a helper): once the session is open, the token active
+    and its validation entry cached, a request runs on the event loop alone: no sync_to_async,
+    no asyncio.to_thread, no executor of any kind (each would be a loop.run_in_executor)."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from proxy.asgi import ProxyApp
+
+    settings.ZENZEFI_TARGET_URL = upstream_server.base
+    settings.BACKEND_URL = BACKEND_URL
+    settings.PROXY_COUNTER_FLUSH_SECONDS = 0  # the counters' write is on the path too
+    settings.PROXY_MAX_CONCURRENT_PER_TOKEN = 10  # and the in-flight set's entry and release
+    _, plain = token
+    app = ProxyApp()
+    hops: list = []
+
+    async def get(path: str) -> int:
+        statuses = []
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/v1/proxy" + path,
+            "raw_path": ("/api/v1/proxy" + path).encode(),
+            "query_string": b"",
+            "headers": [
+                (b"host", b"zz.example.com"),
+                *((k.lower().encode(), v.encode()) for k, v in creds(plain).items()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "scheme": "https",
+        }
+
+        async def receive():
+            await asyncio.Event().wait()  # the client stays connected
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(scope, receive, send)
+        return statuses[0]
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        for i in range(2):  # session start + activation, then the validation cache refill
+            assert await get(f"/echo/warm{i}") == 200
+        await asyncio.sleep(0.05)  # background work of the warm-up (in-flight release) settles
+        original = loop.run_in_executor
+
+        def counting(executor, func, *args):
+            hops.append(getattr(func, "func", func))
+            return original(executor, func, *args)
+
+        loop.run_in_executor = counting
+        try:
+            for i in range(3):
+                assert await get(f"/echo/steady{i}") == 200
+            await asyncio.sleep(0.05)  # and the steady requests' releases
+        finally:
+            loop.run_in_executor = original
+            await app.aclose()
+            await sync_to_async(connections.close_all)()  # validation's thread (the warm-up's miss)
+
+    asyncio.run(run())
+    assert hops == []
 
 
 def test_metrics_recorded(proxy, token):

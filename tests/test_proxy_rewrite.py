@@ -8,7 +8,8 @@ import zlib
 
 import pytest
 
-from proxy.asgi import _accept_encoding, scope_allows, upstream_path
+from proxy.headers import accept_encoding
+from proxy.paths import scope_allows, upstream_path
 from proxy.rewrite import BodyRewriter, rewriter
 
 PROXY = "https://zz.example.com/api/v1/proxy"
@@ -171,9 +172,9 @@ def test_java_path_parameters_are_read_as_java_reads_them():
 
 
 def test_accept_encoding_keeps_only_decodable_codings():
-    assert _accept_encoding("gzip, deflate, br, zstd") == "gzip, deflate"
-    assert _accept_encoding("br") == "identity"
-    assert _accept_encoding("gzip;q=1.0, identity; q=0.5, *;q=0") == "gzip;q=1.0, identity; q=0.5"
+    assert accept_encoding("gzip, deflate, br, zstd") == "gzip, deflate"
+    assert accept_encoding("br") == "identity"
+    assert accept_encoding("gzip;q=1.0, identity; q=0.5, *;q=0") == "gzip;q=1.0, identity; q=0.5"
 
 
 @pytest.mark.parametrize("denial", [True, False])

@@ -9,6 +9,7 @@ imported by the `tests/test_proxy*.py` modules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gzip
 import hashlib
@@ -34,6 +35,7 @@ from tokens.models import Scope
 from tokens.services import token_issue
 
 BLOCK = hashlib.sha256(b"zenzefi").digest() * 2048  # 64 KiB of fixed bytes
+HOLD_SECONDS = 120  # longest an upstream `/hold/<name>` waits for the test's release
 
 
 def big_body_sha256(size: int) -> str:
@@ -60,6 +62,7 @@ class Upstream:
         self.ready = threading.Event()
         self.requests: list[dict] = []  # what the echo endpoints saw
         self.events: list[str] = []  # e.g. "big:aborted"
+        self._holds: dict[str, asyncio.Event] = {}
 
     # --- handlers
     async def echo(self, request: web.Request) -> web.Response:
@@ -156,6 +159,25 @@ class Upstream:
         await asyncio.sleep(float(request.query.get("delay", "2")))
         return web.Response(text="slow")
 
+    async def hold(self, request: web.Request) -> web.Response:
+        """Answers only once the test calls `release(name)` (at most HOLD_SECONDS): an upstream
+        that is slow for exactly as long as the test needs, whatever the machine's load."""
+        name = request.match_info["name"]
+        event = self._holds.setdefault(name, asyncio.Event())
+        self.events.append(f"hold:{name}:waiting")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), HOLD_SECONDS)
+        self.events.append(f"hold:{name}:answered")
+        return web.Response(text="held")
+
+    def release(self, name: str) -> None:
+        """Let `/hold/<name>` answer (now, or at once when it arrives later)."""
+
+        def release_in_loop():
+            self._holds.setdefault(name, asyncio.Event()).set()
+
+        self.loop.call_soon_threadsafe(release_in_loop)
+
     async def status(self, request: web.Request) -> web.Response:
         return web.Response(status=int(request.match_info["code"]), text="status")
 
@@ -192,6 +214,7 @@ class Upstream:
         app.router.add_get("/gzip/{kind}", self.gzipped)
         app.router.add_get("/big", self.big)
         app.router.add_get("/slow", self.slow)
+        app.router.add_get("/hold/{name}", self.hold)
         app.router.add_get("/status/{code}", self.status)
         app.router.add_get("/attack.html", self.attack)
         app.router.add_get("/render/{name}", self.render)
@@ -394,14 +417,41 @@ def proxy(settings, upstream_server, live_platform):
     settings.COOKIE_SECURE = True
     settings.PROXY_COUNTER_FLUSH_SECONDS = 0  # write-through; one test covers the batching
     proxy_application.breaker.reset()
+    proxy_application.breaker.health_read_at = 0.0
     proxy_application._activated.clear()
-    proxy_application._pending.clear()
-    proxy_application._health_read_at = 0.0
+    proxy_application.usage.pending.clear()
     upstream_server.requests.clear()
     upstream_server.events.clear()
     with httpx.Client(base_url=live_platform.url + "/api/v1/proxy", timeout=60) as client:
         yield client
     _close_thread_connections()
+
+
+class FakeClock:
+    """The proxy's clock (`proxy.clock.clock`) with time moved forward by `advance`, instead of
+    sleeping until a cool-down or an interval has passed. Both readings keep ticking."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    from proxy.clock import clock
+
+    fake = FakeClock()
+    monkeypatch.setattr(clock, "time", fake.time)
+    monkeypatch.setattr(clock, "monotonic", fake.monotonic)
+    return fake
 
 
 @pytest.fixture

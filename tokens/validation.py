@@ -21,6 +21,7 @@ from django.conf import settings
 from tokens.metrics import token_validations_total
 from tokens.models import AccessToken
 from zenzefi.kv import get_kv
+from zenzefi.kvkeys import token_validation_key as _key
 
 UNKNOWN, REVOKED, EXPIRED, INACTIVE_USER = "unknown", "revoked", "expired", "inactive_user"
 MAX_TOKEN_LENGTH = 256
@@ -45,10 +46,6 @@ class TokenCheck:
     @property
     def activated(self) -> bool:
         return self.activated_at is not None
-
-
-def _key(digest: str) -> str:
-    return f"tokval:{digest}"
 
 
 def _ts(value: datetime | None) -> float | None:
