@@ -185,10 +185,10 @@ def _send(notification: Notification) -> outbox.Result:
     return outbox.Result(ok=True)
 
 
-def _trigger(notification_id: int, countdown: int) -> None:
+def _trigger(notification_id: int, countdown: int, attempts: int) -> None:
     from notifications.tasks import send_notification_email
 
-    send_notification_email.apply_async((notification_id,), countdown=countdown)
+    send_notification_email.apply_async((notification_id,), {"attempts": attempts}, countdown=countdown)
 
 
 EMAILS = outbox.Outbox(
@@ -211,14 +211,16 @@ EMAILS = outbox.Outbox(
 )
 
 
-def notification_email_deliver(*, notification_id: int, claim_key: str = "") -> str:
+def notification_email_deliver(
+    *, notification_id: int, claim_key: str = "", attempts: int | None = None
+) -> str:
     """Send a notification's email once, now (the trigger task). Returns the resulting status.
 
     The row is claimed by the outbox engine (lease + attempt in one statement), so two workers
     running the same task send one email and a slow send is never sent twice at once. A send
     error schedules the next attempt on the row (status retrying, `next_attempt_at`, the one
     backoff formula) and queues its trigger; after EMAIL_MAX_ATTEMPTS the email is failed."""
-    return outbox.deliver(EMAILS, notification_id, claim_key=claim_key).status
+    return outbox.deliver(EMAILS, notification_id, claim_key=claim_key, attempts=attempts).status
 
 
 def notification_emails_deliver(*, notification_ids: list[int], claim_key: str = "") -> int:

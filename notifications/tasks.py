@@ -13,11 +13,12 @@ def _claim_key(request) -> str:
 @shared_task(
     bind=True, name="notifications.tasks.send_notification_email", ignore_result=True, acks_late=True
 )
-def send_notification_email(self, notification_id: int) -> str:
+def send_notification_email(self, notification_id: int, attempts: int | None = None) -> str:
     """A trigger: send this email now. No Celery retry: attempts, backoff and the final failure
-    live on the row (`zenzefi.outbox`); a failed send queues the next trigger itself."""
+    live on the row (`zenzefi.outbox`); a failed send queues the next trigger itself, naming the
+    attempts made so far (`attempts`), so a stale trigger does nothing."""
     return services.notification_email_deliver(
-        notification_id=notification_id, claim_key=_claim_key(self.request)
+        notification_id=notification_id, claim_key=_claim_key(self.request), attempts=attempts
     )
 
 

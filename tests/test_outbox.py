@@ -343,7 +343,7 @@ def test_backoff_schedule_then_dead_with_no_celery_retry(receiver, django_captur
                     assert wait - 2 < left <= wait
                     with patch.object(task, "apply_async") as trigger:
                         queued[0]()  # after commit: the next attempt's trigger, the backoff as countdown
-                    trigger.assert_called_once_with((pk,), countdown=wait)
+                    trigger.assert_called_once_with((pk,), {"attempts": number}, countdown=wait)
                 else:
                     assert getattr(row, status_field) == statuses.FAILED and queued == []
                     assert row.next_attempt_at is None
@@ -381,3 +381,29 @@ def test_a_lease_that_expires_on_the_last_attempt_is_dead(receiver):
     assert hook.status == DeliveryStatus.FAILED and "lease" in hook.last_error and hook.claimed_by == ""
     assert note.email_status == EmailStatus.FAILED and note.attempts == 3
     assert receiver.received == []
+
+
+@pytest.mark.django_db
+@override_settings(WEBHOOK_ALLOWED_HOSTS=["127.0.0.1"])
+def test_a_stale_retry_trigger_does_nothing(receiver):
+    """The retry trigger names the attempts made when it was queued; if the sweeper made that
+    attempt meanwhile (and scheduled the next one), the late trigger does not jump the backoff."""
+    later = timezone.now() + timedelta(minutes=5)
+    hook = _delivery(_endpoint(receiver), status=DeliveryStatus.RETRYING, attempts=2, next_attempt_at=later)
+    note = _email(UserFactory(), email_status=EmailStatus.RETRYING, attempts=2, next_attempt_at=later)
+    with LOCMEM:
+        mail.outbox = []
+        assert deliver_webhook.apply(args=[hook.pk], kwargs={"attempts": 1}).get() == DeliveryStatus.RETRYING
+        assert (
+            notification_services.notification_email_deliver(notification_id=note.pk, attempts=1)
+            == EmailStatus.RETRYING
+        )
+        assert receiver.received == [] and mail.outbox == []
+        # The trigger queued for this attempt goes out (at its countdown; here at once).
+        assert deliver_webhook.apply(args=[hook.pk], kwargs={"attempts": 2}).get() == DeliveryStatus.SUCCEEDED
+        assert notification_services.notification_email_deliver(notification_id=note.pk, attempts=2) == (
+            EmailStatus.SENT
+        )
+        assert len(mail.outbox) == 1
+    assert len(receiver.received) == 1
+    assert WebhookDelivery.objects.get(pk=hook.pk).attempts == 3

@@ -304,10 +304,10 @@ def _send(delivery: WebhookDelivery) -> outbox.Result:
     )
 
 
-def _trigger(delivery_id: int, countdown: int) -> None:
+def _trigger(delivery_id: int, countdown: int, attempts: int) -> None:
     from webhooks.tasks import deliver_webhook
 
-    deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+    deliver_webhook.apply_async((delivery_id,), {"attempts": attempts}, countdown=countdown)
 
 
 DELIVERIES = outbox.Outbox(
@@ -338,13 +338,16 @@ def _claim(delivery_id: int, now: datetime, claim_key: str = "") -> bool:
     return bool(outbox._claim(DELIVERIES, where, now=now, token=claim_key or "manual", limit=1))
 
 
-def webhook_delivery_attempt(*, delivery_id: int, claim_key: str = "") -> AttemptOutcome:
+def webhook_delivery_attempt(
+    *, delivery_id: int, claim_key: str = "", attempts: int | None = None
+) -> AttemptOutcome:
     """Make one attempt of a delivery now and record it (the trigger task). Safe to call twice
     or concurrently: only the caller that claims the row sends; an unexpired lease is never
     taken, except by the same message (`claim_key`, "<task id>:<retries>") redelivered after its
     worker died. A failure schedules the next attempt (backoff) on the row and queues its
-    trigger; after WEBHOOK_MAX_ATTEMPTS the delivery is failed."""
-    return outbox.deliver(DELIVERIES, delivery_id, claim_key=claim_key)
+    trigger (which carries `attempts`: stale once another worker made that attempt); after
+    WEBHOOK_MAX_ATTEMPTS the delivery is failed."""
+    return outbox.deliver(DELIVERIES, delivery_id, claim_key=claim_key, attempts=attempts)
 
 
 @transaction.atomic

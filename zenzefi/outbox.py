@@ -94,7 +94,8 @@ class Outbox:
     backoff_base: Callable[[], int]
     backoff_cap: Callable[[], int]
     lease_seconds: Callable[[], float]
-    trigger: Callable[[int, int], None]  # (pk, countdown seconds): queue "process this row" later
+    # (pk, countdown seconds, attempts so far): queue "process this row" for its next attempt.
+    trigger: Callable[[int, int, int], None]
     done_at_field: str = ""
     select_related: tuple[str, ...] = ()
     name: str = "outbox"
@@ -137,14 +138,18 @@ def _claim(box: Outbox, where: Q, *, now: datetime, token: str, limit: int) -> l
             return sorted(row[0] for row in cursor.fetchall())
 
 
-def _claimable_now(box: Outbox, claim_key: str) -> Q:
+def _claimable_now(box: Outbox, claim_key: str, attempts: int | None = None) -> Q:
     """What a trigger ("process this row now") may claim: a row waiting (pending or retrying;
     the trigger was queued for its time), or sending under an expired lease, or under its own
-    `claim_key` (the same broker message redelivered after its worker died)."""
+    `claim_key` (the same broker message redelivered after its worker died). A retry's trigger
+    names the attempts made when it was queued: if the row has moved on since (the sweeper made
+    that attempt), the trigger is stale and claims nothing, so the backoff schedule holds."""
     now = timezone.now()
     q = Q(**{f"{box.status_field}__in": [box.pending, box.retrying]}) | Q(
         **{box.status_field: box.sending, "claimed_until__lt": now}
     )
+    if attempts is not None:
+        q &= Q(attempts=attempts)
     if claim_key:
         q |= Q(**{box.status_field: box.sending, "claimed_by": claim_key})
     return q & Q(attempts__lt=box.max_attempts())
@@ -216,17 +221,17 @@ def _finish(box: Outbox, row, token: str, result: Result) -> Finished:
         if result.record is not None:
             result.record(status=status, number=number, retry_in=retry_in, finished=finished)
         if retry_in is not None:
-            transaction.on_commit(lambda: _trigger(box, row.pk, retry_in), robust=True)
+            transaction.on_commit(lambda: _trigger(box, row.pk, retry_in, number), robust=True)
     if status == box.failed:
         logger.warning("%s %s: failed after %s attempts (%s)", box.name, row.pk, number, result.error)
     return Finished(status=status, retry_in=retry_in)
 
 
-def _trigger(box: Outbox, pk: int, countdown: int) -> None:
+def _trigger(box: Outbox, pk: int, countdown: int, attempts: int) -> None:
     """Queue the next attempt's trigger; if the broker is down the sweeper finds the row when
     `next_attempt_at` has come."""
     try:
-        box.trigger(pk, countdown)
+        box.trigger(pk, countdown, attempts)
     except Exception:
         logger.warning(
             "%s %s: could not queue the next attempt; the sweeper will", box.name, pk, exc_info=True
@@ -238,11 +243,13 @@ def _status(box: Outbox, pk: int) -> str:
     return status or "missing"
 
 
-def deliver(box: Outbox, pk: int, *, claim_key: str = "") -> Finished:
+def deliver(box: Outbox, pk: int, *, claim_key: str = "", attempts: int | None = None) -> Finished:
     """Process one row now (the trigger task): claim it (unless another worker holds an
-    unexpired lease, or it is final), send, record. Returns the row's status afterwards."""
+    unexpired lease, it is final, or - `attempts` given - the trigger is stale), send, record.
+    Returns the row's status afterwards."""
     token = claim_key or f"run:{uuid.uuid4().hex}"
-    if not _claim(box, Q(pk=pk) & _claimable_now(box, claim_key), now=timezone.now(), token=token, limit=1):
+    where = Q(pk=pk) & _claimable_now(box, claim_key, attempts)
+    if not _claim(box, where, now=timezone.now(), token=token, limit=1):
         return Finished(status=_status(box, pk))
     return _process(box, pk, token)
 
