@@ -209,7 +209,7 @@ def test_claim_is_one_skip_locked_statement_with_the_lease(requires_postgres, re
         )
     [sql] = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
     assert "FOR UPDATE SKIP LOCKED" in sql and "LIMIT 2" in sql and "RETURNING" in sql
-    assert claimed == pks[:2]
+    assert len(claimed) == 2 and set(claimed) < set(pks)
     rows = WebhookDelivery.objects.filter(pk__in=claimed)
     assert {(r.status, r.attempts, r.claimed_by) for r in rows} == {(DeliveryStatus.SENDING, 1, "t")}
     assert all(r.claimed_until > timezone.now() for r in rows)

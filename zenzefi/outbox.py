@@ -115,7 +115,8 @@ def _claim(box: Outbox, where: Q, *, now: datetime, token: str, limit: int) -> l
     """Claim up to `limit` rows matching `where` in one statement; returns their pks."""
     qn = connection.ops.quote_name
     meta = box.model._meta
-    candidates = box.objects.filter(where).order_by("pk").values("pk")[:limit]
+    # No ORDER BY: a queue needs none, and the planner is free to use the status indexes.
+    candidates = box.objects.filter(where).order_by().values("pk")[:limit]
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
@@ -170,14 +171,17 @@ def _due(box: Outbox, now: datetime) -> Q:
 # --- Process ---------------------------------------------------------------------------------
 
 
-def _process(box: Outbox, pk: int, token: str) -> Finished:
-    """Send one claimed row (if this worker still holds it) and record the outcome."""
-    fence = {"pk": pk, "claimed_by": token, box.status_field: box.sending}
-    renewed = box.objects.filter(**fence).update(
-        claimed_until=timezone.now() + timedelta(seconds=box.lease_seconds())
-    )
-    if not renewed:  # the lease expired and another worker took the row over
-        return Finished(status=box.sending)
+def _process(box: Outbox, pk: int, token: str, *, renew: bool = True) -> Finished:
+    """Send one claimed row (if this worker still holds it) and record the outcome. `renew`: a
+    row claimed a while ago (later in a chunk) first renews its lease, which also checks that it
+    is still ours; a row claimed just now needs no renewal."""
+    if renew:
+        fence = {"pk": pk, "claimed_by": token, box.status_field: box.sending}
+        renewed = box.objects.filter(**fence).update(
+            claimed_until=timezone.now() + timedelta(seconds=box.lease_seconds())
+        )
+        if not renewed:  # the lease expired and another worker took the row over
+            return Finished(status=box.sending)
     row = box.objects.select_related(*box.select_related).get(pk=pk)
     try:
         result = box.send(row)
@@ -251,7 +255,7 @@ def deliver(box: Outbox, pk: int, *, claim_key: str = "", attempts: int | None =
     where = Q(pk=pk) & _claimable_now(box, claim_key, attempts)
     if not _claim(box, where, now=timezone.now(), token=token, limit=1):
         return Finished(status=_status(box, pk))
-    return _process(box, pk, token)
+    return _process(box, pk, token, renew=False)
 
 
 def deliver_many(box: Outbox, pks: list[int], *, claim_key: str = "") -> list[Finished]:
@@ -261,7 +265,7 @@ def deliver_many(box: Outbox, pks: list[int], *, claim_key: str = "") -> list[Fi
     claimed = _claim(
         box, Q(pk__in=pks) & _claimable_now(box, claim_key), now=timezone.now(), token=token, limit=len(pks)
     )
-    return [_process(box, pk, token) for pk in claimed]
+    return [_process(box, pk, token, renew=i > 0) for i, pk in enumerate(claimed)]
 
 
 def sweep(box: Outbox, *, now: datetime | None = None, chunk_size: int = 50, limit: int = 500) -> list[int]:
@@ -289,7 +293,7 @@ def sweep(box: Outbox, *, now: datetime | None = None, chunk_size: int = 50, lim
         )
         if not claimed:
             break
-        for pk in claimed:
-            _process(box, pk, token)
+        for i, pk in enumerate(claimed):
+            _process(box, pk, token, renew=i > 0)
         processed.extend(claimed)
     return processed
