@@ -261,6 +261,8 @@ def deliver(box: Outbox, pk: int, *, claim_key: str = "", attempts: int | None =
 def deliver_many(box: Outbox, pks: list[int], *, claim_key: str = "") -> list[Finished]:
     """Process many rows now (a job's batch): one claim statement, then each row in turn (its
     lease renewed just before its send)."""
+    if not pks:
+        return []
     token = claim_key or f"run:{uuid.uuid4().hex}"
     claimed = _claim(
         box, Q(pk__in=pks) & _claimable_now(box, claim_key), now=timezone.now(), token=token, limit=len(pks)
