@@ -15,6 +15,7 @@ class NotificationKind(models.TextChoices):
 class EmailStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
     SENDING = "sending", _("Sending")
+    RETRYING = "retrying", _("Waiting to retry")
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
     SKIPPED = "skipped", _("Skipped (no email address)")
@@ -51,6 +52,15 @@ class Notification(models.Model):
     last_error = models.CharField(max_length=500, blank=True, default="", verbose_name=_("last error"))
     created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created at"))
     sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
+    # The outbox engine's lease and schedule (`zenzefi.outbox`), as on webhook deliveries.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("claimed until")
+    )
+    # A database default too: the expiring-soon job inserts rows in raw SQL naming its columns.
+    claimed_by = models.CharField(
+        max_length=255, blank=True, default="", db_default="", editable=False, verbose_name=_("claimed by")
+    )
 
     class Meta:
         verbose_name = _("notification")

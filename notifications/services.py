@@ -32,6 +32,7 @@ from django.utils.dateparse import parse_datetime
 from currency.models import Transaction
 from notifications.models import EmailStatus, Notification, NotificationKind
 from tokens.models import AccessToken
+from zenzefi import outbox
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -152,35 +153,20 @@ def notification_create(
     return notification
 
 
-class EmailRetry(Exception):
-    """The email could not be sent now; the task retries with backoff."""
+# --- Delivery (the outbox engine, `zenzefi.outbox`) ------------------------------------------
+
+# Longer than one SMTP conversation can take: a "sending" row older than this lost its worker.
+EMAIL_LEASE_SECONDS = 300
 
 
-def notification_email_deliver(*, notification_id: int, final_attempt: bool = False) -> str:
-    """Send a notification's email once. Returns the resulting status.
-
-    If the user has switched this kind of email off since the notification was decided, nothing
-    is sent and the status becomes skipped.
-
-    The row is claimed with a conditional UPDATE (pending → sending), so two workers running the
-    same task send one email. A send error puts it back to pending (or failed on the last
-    attempt) and raises `EmailRetry`.
-    """
-    claimed = Notification.objects.filter(pk=notification_id, email_status=EmailStatus.PENDING).update(
-        email_status=EmailStatus.SENDING
-    )
-    if not claimed:
-        status = (
-            Notification.objects.filter(pk=notification_id).values_list("email_status", flat=True).first()
-        )
-        return status or "missing"
-    notification = Notification.objects.select_related("user").get(pk=notification_id)
+def _send(notification: Notification) -> outbox.Result:
+    """Send a claimed notification's email (the engine's `send`). A user who switched this kind
+    of email off since it was decided gets nothing (skipped, no attempt counted); a kind without
+    templates fails at once (retrying cannot help); any other error is retried with backoff."""
     if not email_wanted(notification.user, notification.kind):  # switched off since it was decided
-        Notification.objects.filter(pk=notification_id).update(
-            email_status=EmailStatus.SKIPPED, last_error=EMAIL_TURNED_OFF
+        return outbox.Result(
+            ok=False, error=EMAIL_TURNED_OFF, final_status=EmailStatus.SKIPPED, count_attempt=False
         )
-        return EmailStatus.SKIPPED
-    attempts = notification.attempts + 1
     try:
         email_send(
             to=notification.user.email,
@@ -189,26 +175,59 @@ def notification_email_deliver(*, notification_id: int, final_attempt: bool = Fa
             context={"username": notification.user.username, **notification.context},
         )
     except TemplateDoesNotExist as exc:  # permanent: retrying cannot help
-        Notification.objects.filter(pk=notification_id).update(
-            email_status=EmailStatus.FAILED, attempts=attempts, last_error=f"No email template: {exc}"[:500]
-        )
         logger.error(
-            "notification %s: no email template for kind %r (%s)", notification_id, notification.kind, exc
+            "notification %s: no email template for kind %r (%s)", notification.pk, notification.kind, exc
         )
-        return EmailStatus.FAILED
+        return outbox.Result(ok=False, error=f"No email template: {exc}", final_status=EmailStatus.FAILED)
     except Exception as exc:
-        status = EmailStatus.FAILED if final_attempt else EmailStatus.PENDING
-        Notification.objects.filter(pk=notification_id).update(
-            email_status=status, attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:500]
-        )
-        logger.warning("notification %s: email failed (%s)", notification_id, exc)
-        if final_attempt:
-            return status
-        raise EmailRetry(str(exc)) from exc
-    Notification.objects.filter(pk=notification_id).update(
-        email_status=EmailStatus.SENT, attempts=attempts, sent_at=timezone.now(), last_error=""
-    )
-    return EmailStatus.SENT
+        logger.warning("notification %s: email failed (%s)", notification.pk, exc)
+        return outbox.Result(ok=False, error=f"{type(exc).__name__}: {exc}")
+    return outbox.Result(ok=True)
+
+
+def _trigger(notification_id: int, countdown: int, attempts: int) -> None:
+    from notifications.tasks import send_notification_email
+
+    send_notification_email.apply_async((notification_id,), {"attempts": attempts}, countdown=countdown)
+
+
+EMAILS = outbox.Outbox(
+    model=Notification,
+    status_field="email_status",
+    pending=EmailStatus.PENDING,
+    sending=EmailStatus.SENDING,
+    retrying=EmailStatus.RETRYING,
+    succeeded=EmailStatus.SENT,
+    failed=EmailStatus.FAILED,
+    send=_send,
+    max_attempts=lambda: settings.EMAIL_MAX_ATTEMPTS,
+    backoff_base=lambda: settings.EMAIL_RETRY_BASE_SECONDS,
+    backoff_cap=lambda: settings.EMAIL_RETRY_MAX_SECONDS,
+    lease_seconds=lambda: EMAIL_LEASE_SECONDS,
+    trigger=_trigger,
+    done_at_field="sent_at",
+    select_related=("user",),
+    name="notification email",
+)
+
+
+def notification_email_deliver(
+    *, notification_id: int, claim_key: str = "", attempts: int | None = None
+) -> str:
+    """Send a notification's email once, now (the trigger task). Returns the resulting status.
+
+    The row is claimed by the outbox engine (lease + attempt in one statement), so two workers
+    running the same task send one email and a slow send is never sent twice at once. A send
+    error schedules the next attempt on the row (status retrying, `next_attempt_at`, the one
+    backoff formula) and queues its trigger; after EMAIL_MAX_ATTEMPTS the email is failed."""
+    return outbox.deliver(EMAILS, notification_id, claim_key=claim_key, attempts=attempts).status
+
+
+def notification_emails_deliver(*, notification_ids: list[int], claim_key: str = "") -> int:
+    """`notification_email_deliver` for a job's batch (one claim statement). Returns how many
+    were sent."""
+    done = outbox.deliver_many(EMAILS, notification_ids, claim_key=claim_key)
+    return sum(1 for f in done if f.status == EmailStatus.SENT)
 
 
 # --- The two notification jobs ---------------------------------------------------------------
@@ -623,25 +642,8 @@ def _notify_low_balance_chunks(base, since, threshold, chunk_size: int) -> list[
 
 
 def notification_emails_requeue_stuck(*, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Queue again emails whose task was lost or never queued: pending and never attempted for
-    over OUTBOX_GRACE_SECONDS, pending for over 10 minutes, or left "sending"
-    for over 30 minutes by a worker that died mid-send (put back to pending first)."""
-    now = now or timezone.now()
-    Notification.objects.filter(
-        email_status=EmailStatus.SENDING, created_at__lt=now - timedelta(minutes=30)
-    ).update(email_status=EmailStatus.PENDING)
-    # Outbox: a row committed with its business transaction whose enqueue never happened (the
-    # process died between commit and on_commit) is pending and never attempted: it is picked up
-    # after OUTBOX_GRACE_SECONDS; one whose retry was lost waits the old 10 minutes.
-    never_tried = now - timedelta(seconds=settings.OUTBOX_GRACE_SECONDS)
-    stuck = list(
-        Notification.objects.filter(
-            Q(attempts=0, created_at__lt=never_tried) | Q(created_at__lt=now - timedelta(minutes=10)),
-            email_status=EmailStatus.PENDING,
-        )
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    if stuck:
-        _queue_emails(stuck)
-    return stuck
+    """The safety net (beat, every 10 min): emails whose trigger was lost (never queued: a crash
+    between commit and enqueue, pending for over OUTBOX_GRACE_SECONDS; a retry whose queued
+    trigger a broker restart dropped; a send whose worker died, lease expired) are claimed in
+    chunks and sent here, each once (`zenzefi.outbox.sweep`). Returns their ids."""
+    return outbox.sweep(EMAILS, now=now, limit=limit)

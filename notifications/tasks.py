@@ -1,41 +1,36 @@
-"""Notification jobs and the email sender task (entry points only; rules live in services)."""
-
-import secrets
+"""Notification jobs and the email trigger tasks (entry points only; rules live in services)."""
 
 from celery import shared_task
 
 from notifications import services
 
 
+def _claim_key(request) -> str:
+    # The same message redelivered (its worker was killed) takes its own lease over at once.
+    return f"{request.id}:{request.retries}" if request.id else ""
+
+
 @shared_task(
-    bind=True,
-    name="notifications.tasks.send_notification_email",
-    ignore_result=True,
-    max_retries=5,
-    acks_late=True,
+    bind=True, name="notifications.tasks.send_notification_email", ignore_result=True, acks_late=True
 )
-def send_notification_email(self, notification_id: int) -> str:
-    final = self.request.retries >= self.max_retries
-    try:
-        return services.notification_email_deliver(notification_id=notification_id, final_attempt=final)
-    except services.EmailRetry as exc:
-        # Exponential backoff (60 s, 120 s, 240 s, …) with up to 30 s of jitter.
-        countdown = 60 * 2**self.request.retries + secrets.randbelow(30)
-        raise self.retry(exc=exc, countdown=countdown) from exc
+def send_notification_email(self, notification_id: int, attempts: int | None = None) -> str:
+    """A trigger: send this email now. No Celery retry: attempts, backoff and the final failure
+    live on the row (`zenzefi.outbox`); a failed send queues the next trigger itself, naming the
+    attempts made so far (`attempts`), so a stale trigger does nothing."""
+    return services.notification_email_deliver(
+        notification_id=notification_id, claim_key=_claim_key(self.request), attempts=attempts
+    )
 
 
-@shared_task(name="notifications.tasks.send_notification_emails", ignore_result=True, acks_late=True)
-def send_notification_emails(notification_ids: list[int]) -> int:
-    """A job's chunk of emails in one message: each is sent once (the same claim as the single
-    task); one that fails is handed to `send_notification_email` to retry with backoff alone."""
-    sent = 0
-    for notification_id in notification_ids:
-        try:
-            services.notification_email_deliver(notification_id=notification_id)
-            sent += 1
-        except services.EmailRetry:
-            send_notification_email.apply_async((notification_id,), countdown=60 + secrets.randbelow(30))
-    return sent
+@shared_task(
+    bind=True, name="notifications.tasks.send_notification_emails", ignore_result=True, acks_late=True
+)
+def send_notification_emails(self, notification_ids: list[int]) -> int:
+    """A job's chunk of emails in one message: one claim, each sent once; one that fails is
+    retried by its own trigger, with the same backoff."""
+    return services.notification_emails_deliver(
+        notification_ids=notification_ids, claim_key=_claim_key(self.request)
+    )
 
 
 @shared_task(name="notifications.tasks.notify_expiring_tokens", ignore_result=True)
@@ -50,4 +45,5 @@ def notify_low_balance() -> int:
 
 @shared_task(name="notifications.tasks.requeue_stuck_emails", ignore_result=True)
 def requeue_stuck_emails() -> int:
+    """The sweeper (beat): sends the emails whose trigger was lost."""
     return len(services.notification_emails_requeue_stuck())

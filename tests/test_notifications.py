@@ -182,21 +182,33 @@ def test_dedupe_key_makes_a_notification_happen_once(django_capture_on_commit_ca
     assert Notification.objects.count() == 1
 
 
-@override_settings(EMAIL_BACKEND="tests.test_notifications.FailingBackend")
+@override_settings(
+    EMAIL_BACKEND="tests.test_notifications.FailingBackend",
+    EMAIL_MAX_ATTEMPTS=2,
+    EMAIL_RETRY_BASE_SECONDS=60,
+    EMAIL_RETRY_MAX_SECONDS=3600,
+)
 def test_send_failure_is_retried_and_recorded(django_capture_on_commit_callbacks):
+    """(Issue 15: was `EmailRetry` + Celery's retry count; now the row's own attempts.)"""
     user = UserFactory(language="en")
     with django_capture_on_commit_callbacks(execute=False):
         notification = services.notification_create(
             user=user, kind=NotificationKind.BALANCE_LOW, context={"balance": "1.00", "threshold": "10.00"}
         )
-    with pytest.raises(services.EmailRetry):
-        services.notification_email_deliver(notification_id=notification.pk)
+    with django_capture_on_commit_callbacks(execute=False) as retries:
+        assert services.notification_email_deliver(notification_id=notification.pk) == EmailStatus.RETRYING
+    assert len(retries) == 1  # the next attempt's trigger, queued after commit
     notification.refresh_from_db()
-    assert notification.email_status == EmailStatus.PENDING and notification.attempts == 1
-    assert "SMTP is down" in notification.last_error
-    assert (
-        services.notification_email_deliver(notification_id=notification.pk, final_attempt=True) == "failed"
-    )
+    assert notification.email_status == EmailStatus.RETRYING and notification.attempts == 1
+    assert "SMTP is down" in notification.last_error and notification.claimed_by == ""
+    wait = notification.next_attempt_at - timezone.now()
+    assert timedelta(seconds=55) < wait <= timedelta(seconds=73)  # 60 s + up to 20 %
+    with django_capture_on_commit_callbacks(execute=False) as retries:
+        assert services.notification_email_deliver(notification_id=notification.pk) == EmailStatus.FAILED
+    assert retries == []  # the last attempt: nothing more is queued
+    notification.refresh_from_db()
+    assert notification.attempts == 2 and notification.next_attempt_at is None
+    assert services.notification_email_deliver(notification_id=notification.pk) == EmailStatus.FAILED
 
 
 def test_unknown_language_falls_back_to_default(settings):
@@ -292,14 +304,31 @@ def test_lost_emails_are_queued_again(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):  # the queued tasks are "lost"
         lost = services.notification_create(user=user, kind=NotificationKind.BALANCE_LOW, context=context)
         crashed = services.notification_create(user=user, kind=NotificationKind.BALANCE_LOW, context=context)
+        slow = services.notification_create(user=user, kind=NotificationKind.BALANCE_LOW, context=context)
         fresh = services.notification_create(user=user, kind=NotificationKind.BALANCE_LOW, context=context)
     Notification.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=11))
+    # Issue 15: "sending" is judged by its lease, not by the row's age (was: sending for 30 min
+    # by created_at, so a slow send could go out twice). Its worker died: the lease expired.
     Notification.objects.filter(pk=crashed.pk).update(
-        created_at=timezone.now() - timedelta(minutes=31), email_status=EmailStatus.SENDING
+        created_at=timezone.now() - timedelta(minutes=31),
+        email_status=EmailStatus.SENDING,
+        attempts=1,
+        claimed_by="dead-worker",
+        claimed_until=timezone.now() - timedelta(seconds=1),
+    )
+    # Still sending under an unexpired lease, however old the row: left alone.
+    Notification.objects.filter(pk=slow.pk).update(
+        created_at=timezone.now() - timedelta(minutes=31),
+        email_status=EmailStatus.SENDING,
+        attempts=1,
+        claimed_by="slow-worker",
+        claimed_until=timezone.now() + timedelta(minutes=1),
     )
     assert requeue_stuck_emails.apply().get() == 2
     assert len(mail.outbox) == 2
     assert Notification.objects.get(pk=fresh.pk).email_status == EmailStatus.PENDING
+    assert Notification.objects.get(pk=slow.pk).email_status == EmailStatus.SENDING
+    assert Notification.objects.get(pk=crashed.pk).attempts == 2
     assert requeue_stuck_emails.apply().get() == 0
     assert len(mail.outbox) == 2
 

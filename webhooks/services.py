@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from audit.services import audit_record, request_origin
 from webhooks import signing
 from webhooks.models import EVENTS, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.urlsafety import UnsafeWebhookURL, check_url, validate_url
+from zenzefi import outbox
 from zenzefi.errors import Conflict, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
@@ -186,15 +186,13 @@ def webhook_emit_many(
     return ids
 
 
-# --- Delivery --------------------------------------------------------------------------------
+# --- Delivery (the outbox engine, `zenzefi.outbox`) ------------------------------------------
 
 
 def backoff_seconds(attempt: int) -> int:
-    """Wait after failed attempt number `attempt` (1-based): base × 2^(attempt−1), capped,
-    plus up to 20 % random jitter so failing receivers are not hit in lockstep."""
-    base = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1)
-    delay = min(base, settings.WEBHOOK_RETRY_MAX_SECONDS)
-    return int(delay + secrets.randbelow(max(1, delay // 5) + 1))
+    """Wait after failed attempt number `attempt` (1-based): the one outbox formula
+    (`zenzefi.outbox.backoff_seconds`) with WEBHOOK_RETRY_BASE_SECONDS and WEBHOOK_RETRY_MAX_SECONDS."""
+    return DELIVERIES.backoff(attempt)
 
 
 def payload_body(payload: dict) -> bytes:
@@ -202,28 +200,7 @@ def payload_body(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
-@dataclass(frozen=True)
-class AttemptOutcome:
-    status: str
-    retry_in: int | None = None  # seconds until the next attempt, when one is due
-
-
-def _claim(delivery_id: int, now: datetime, claim_key: str = "") -> bool:
-    """Take the delivery's lease (conditional UPDATE: one caller wins). Free rows, expired
-    leases, and a lease held under the same `claim_key` can be taken: a message redelivered
-    after its worker was killed carries the same task id and retry count, so it goes out at once
-    instead of waiting for the old lease; any other message waits for the lease."""
-    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT * 3 + 30)
-    claimable = Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING]) | Q(
-        status=DeliveryStatus.SENDING, claimed_until__lt=now
-    )
-    if claim_key:
-        claimable |= Q(status=DeliveryStatus.SENDING, claimed_by=claim_key)
-    return bool(
-        WebhookDelivery.objects.filter(pk=delivery_id)
-        .filter(claimable)
-        .update(status=DeliveryStatus.SENDING, claimed_until=lease, claimed_by=claim_key)
-    )
+AttemptOutcome = outbox.Finished  # (status, retry_in): what one attempt left the delivery in
 
 
 def _post(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> tuple[int | None, str, str]:
@@ -286,48 +263,30 @@ def _track_endpoint(endpoint: WebhookEndpoint, *, ok: bool, now: datetime) -> No
         )
 
 
-def webhook_delivery_attempt(
-    *, delivery_id: int, now: datetime | None = None, claim_key: str = ""
-) -> AttemptOutcome:
-    """Make one attempt of a delivery and record it. Safe to call twice or concurrently: only
-    the caller that claims the row (pending/retrying → sending) sends. `claim_key` names the
-    task message ("<task id>:<retries>"); its redelivery may take over its own lease."""
-    now = now or timezone.now()
-    if not _claim(delivery_id, now, claim_key):
-        status = WebhookDelivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first()
-        return AttemptOutcome(status=status or "missing")
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+def _send(delivery: WebhookDelivery) -> outbox.Result:
+    """One attempt of a claimed delivery (the engine's `send`): POST it, and record the attempt
+    (`WebhookAttempt`) and the endpoint's health with the outcome."""
     endpoint = delivery.endpoint
-    number = delivery.attempts + 1
     if not endpoint.is_active:
-        WebhookDelivery.objects.filter(pk=delivery_id).update(
-            status=DeliveryStatus.FAILED,
-            last_error="The endpoint is disabled.",
-            next_attempt_at=None,
-            claimed_until=None,
-            claimed_by="",
+        return outbox.Result(
+            ok=False,
+            error="The endpoint is disabled.",
+            final_status=DeliveryStatus.FAILED,
+            count_attempt=False,
         )
-        return AttemptOutcome(status=DeliveryStatus.FAILED)
-
+    started_at = timezone.now()
     started = time.perf_counter()
     status_code, response_text, error = _post(delivery, endpoint)
     duration_ms = int((time.perf_counter() - started) * 1000)
     ok = status_code is not None and 200 <= status_code < 300
     if not ok and not error:
         error = f"HTTP {status_code}"
-    retry_in = None
-    if ok:
-        status = DeliveryStatus.SUCCEEDED
-    elif number < settings.WEBHOOK_MAX_ATTEMPTS:
-        status, retry_in = DeliveryStatus.RETRYING, backoff_seconds(number)
-    else:
-        status = DeliveryStatus.FAILED
-    finished = timezone.now()
-    with transaction.atomic():
+
+    def record(*, status: str, number: int, retry_in: int | None, finished: datetime) -> None:
         WebhookAttempt.objects.create(
-            delivery_id=delivery_id,
+            delivery_id=delivery.pk,
             number=number,
-            started_at=now,
+            started_at=started_at,
             duration_ms=duration_ms,
             status_code=status_code,
             response_body=response_text,
@@ -335,19 +294,60 @@ def webhook_delivery_attempt(
             succeeded=ok,
             retry_in_seconds=retry_in,
         )
-        WebhookDelivery.objects.filter(pk=delivery_id).update(
-            status=status,
-            attempts=number,
-            last_status_code=status_code,
-            last_response=response_text,
-            last_error=error,
-            next_attempt_at=finished + timedelta(seconds=retry_in) if retry_in is not None else None,
-            delivered_at=finished if ok else None,
-            claimed_until=None,
-            claimed_by="",
-        )
         _track_endpoint(endpoint, ok=ok, now=finished)
-    return AttemptOutcome(status=status, retry_in=retry_in)
+
+    return outbox.Result(
+        ok=ok,
+        error=error,
+        fields={"last_status_code": status_code, "last_response": response_text},
+        record=record,
+    )
+
+
+def _trigger(delivery_id: int, countdown: int, attempts: int) -> None:
+    from webhooks.tasks import deliver_webhook
+
+    deliver_webhook.apply_async((delivery_id,), {"attempts": attempts}, countdown=countdown)
+
+
+DELIVERIES = outbox.Outbox(
+    model=WebhookDelivery,
+    status_field="status",
+    pending=DeliveryStatus.PENDING,
+    sending=DeliveryStatus.SENDING,
+    retrying=DeliveryStatus.RETRYING,
+    succeeded=DeliveryStatus.SUCCEEDED,
+    failed=DeliveryStatus.FAILED,
+    send=_send,
+    max_attempts=lambda: settings.WEBHOOK_MAX_ATTEMPTS,
+    backoff_base=lambda: settings.WEBHOOK_RETRY_BASE_SECONDS,
+    backoff_cap=lambda: settings.WEBHOOK_RETRY_MAX_SECONDS,
+    # Longer than one attempt can take (connect + send + read, each bounded by WEBHOOK_TIMEOUT).
+    lease_seconds=lambda: settings.WEBHOOK_TIMEOUT * 3 + 30,
+    trigger=_trigger,
+    done_at_field="delivered_at",
+    select_related=("endpoint",),
+    name="webhook delivery",
+)
+
+
+def _claim(delivery_id: int, now: datetime, claim_key: str = "") -> bool:
+    """Take the delivery's lease as the trigger message `claim_key` would (tests: a worker that
+    claimed and was killed)."""
+    where = Q(pk=delivery_id) & outbox._claimable_now(DELIVERIES, claim_key)
+    return bool(outbox._claim(DELIVERIES, where, now=now, token=claim_key or "manual", limit=1))
+
+
+def webhook_delivery_attempt(
+    *, delivery_id: int, claim_key: str = "", attempts: int | None = None
+) -> AttemptOutcome:
+    """Make one attempt of a delivery now and record it (the trigger task). Safe to call twice
+    or concurrently: only the caller that claims the row sends; an unexpired lease is never
+    taken, except by the same message (`claim_key`, "<task id>:<retries>") redelivered after its
+    worker died. A failure schedules the next attempt (backoff) on the row and queues its
+    trigger (which carries `attempts`: stale once another worker made that attempt); after
+    WEBHOOK_MAX_ATTEMPTS the delivery is failed."""
+    return outbox.deliver(DELIVERIES, delivery_id, claim_key=claim_key, attempts=attempts)
 
 
 @transaction.atomic
@@ -378,24 +378,8 @@ def webhook_delivery_replay(*, delivery_id: int, actor=None, request=None) -> We
 
 
 def webhook_deliveries_requeue_overdue(*, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Queue again the deliveries whose task was lost (a worker or broker restart drops a retry
-    waiting for its countdown) or never queued (a crash between commit and enqueue): pending ones
-    older than OUTBOX_GRACE_SECONDS, retries more than 5 minutes
-    past their time, and attempts whose claim expired. Harmless when the task still exists: the
-    conditional claim lets only one of them send."""
-    now = now or timezone.now()
-    grace = now - timedelta(minutes=5)
-    # Outbox: a pending delivery was never attempted; committed with its business transaction,
-    # its enqueue (on_commit) may never have run, so it goes after OUTBOX_GRACE_SECONDS.
-    never_tried = now - timedelta(seconds=settings.OUTBOX_GRACE_SECONDS)
-    overdue = list(
-        WebhookDelivery.objects.filter(
-            Q(status=DeliveryStatus.PENDING, created_at__lt=never_tried)
-            | Q(status=DeliveryStatus.RETRYING, next_attempt_at__lt=grace)
-            | Q(status=DeliveryStatus.SENDING, claimed_until__lt=now)
-        )
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    _queue(overdue)
-    return overdue
+    """The safety net (beat, every 5 min): deliveries whose trigger was lost (never queued: a
+    crash between commit and enqueue, pending for over OUTBOX_GRACE_SECONDS; a retry whose
+    queued trigger a broker restart dropped; an attempt whose worker died, lease expired) are
+    claimed in chunks and attempted here, each once (`zenzefi.outbox.sweep`)."""
+    return outbox.sweep(DELIVERIES, now=now, limit=limit)
