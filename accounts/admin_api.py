@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -16,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import Tier, User
+from currency.services import ADJUSTMENT_LIMIT, ADJUSTMENT_REASON_MAX_LENGTH
 from zenzefi.amounts import AmountField
 from zenzefi.errors import InvalidInput
 from zenzefi.fields import StrictJSONMixin
@@ -23,7 +22,6 @@ from zenzefi.params import parse_optional_bool
 from zenzefi.permissions import StaffPermission
 from zenzefi.schema import api_errors
 
-ADJUSTMENT_LIMIT = Decimal("1000000")
 # The Django admin's codenames for the same acts (accounts/admin.py).
 VIEW_USER = "accounts.view_user"
 CHANGE_USER = "accounts.change_user"
@@ -107,12 +105,9 @@ class BalanceAdjustmentSerializer(StrictJSONMixin, serializers.Serializer):
         max_value=ADJUSTMENT_LIMIT,
         help_text="Signed: positive credits the user, negative debits. Two decimals at most, not zero.",
     )
-    reason = serializers.CharField(max_length=255, help_text="Required; becomes the ledger description.")
-
-    def validate_amount(self, value: Decimal) -> Decimal:
-        if value == 0:
-            raise serializers.ValidationError("The amount cannot be zero.")
-        return value
+    reason = serializers.CharField(
+        max_length=ADJUSTMENT_REASON_MAX_LENGTH, help_text="Required; becomes the ledger description."
+    )
 
 
 class AdminUserUpdateSerializer(StrictJSONMixin, serializers.Serializer):

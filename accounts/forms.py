@@ -1,5 +1,3 @@
-from decimal import Decimal
-
 from django import forms
 from django.contrib.auth.forms import (
     AdminPasswordChangeForm,
@@ -11,6 +9,7 @@ from django.contrib.auth.forms import (
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from currency.services import ADJUSTMENT_LIMIT, ADJUSTMENT_REASON_MAX_LENGTH
 from zenzefi.amounts import AmountFormField
 
 
@@ -27,29 +26,20 @@ class AdminUserChangeForm(UserChangeForm):
 
 
 class BalanceAdjustmentForm(forms.Form):
-    """Staff balance adjustment: a signed amount and a mandatory reason."""
+    """Staff balance adjustment: a signed amount and a mandatory reason. Parsed here; the rules
+    (not zero, the limit, the reason) are `currency.services.balance_adjust`'s."""
 
     amount = AmountFormField(
         max_digits=12,
         decimal_places=2,
-        min_value=Decimal("-1000000"),
-        max_value=Decimal("1000000"),
+        min_value=-ADJUSTMENT_LIMIT,
+        max_value=ADJUSTMENT_LIMIT,
         label=_("Amount, ZNC"),
         help_text=_("Positive credits the user, negative debits. Two decimals at most."),
     )
-    reason = forms.CharField(label=_("Reason"), max_length=255, widget=forms.Textarea(attrs={"rows": 3}))
-
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
-        if amount == 0:
-            raise forms.ValidationError("The amount cannot be zero.")
-        return amount
-
-    def clean_reason(self):
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
+    reason = forms.CharField(
+        label=_("Reason"), max_length=ADJUSTMENT_REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
 
 # Password forms: Django's validation, then accounts.services.user_password_set, which also

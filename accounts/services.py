@@ -11,8 +11,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import Language, Tier, User
 from audit.services import audit_record
-from currency.models import TransactionType
-from currency.services import balance_change
+from currency.services import balance_adjust
 from tokens.validation import forget_user
 from zenzefi.errors import ApplicationError, Forbidden, InvalidInput, NotFound
 
@@ -222,6 +221,34 @@ def user_admin_may_change(*, actor: User, target: User) -> bool:
     return actor.is_superuser or not target.is_superuser
 
 
+def user_admin_update_check(
+    *, actor: User, target: User, is_active: bool | None = None, tier: str | None = None
+) -> None:
+    """The rules of a staff change to a user's `is_active`/`tier`, raising the error
+    `user_admin_update` raises: nobody deactivates their own account, a superuser's account is
+    changed by superusers only, `tier` is one of Tier. The admin's change form calls it to show
+    the error next to the field before anything is written."""
+    if tier is not None and tier not in Tier.values:
+        raise InvalidInput(f"tier: must be one of {', '.join(Tier.values)}.", code="invalid_tier")
+    if is_active is False and target.pk == actor.pk:
+        raise InvalidInput("You cannot deactivate your own account.", code="cannot_deactivate_self")
+    if (is_active is not None or tier is not None) and not user_admin_may_change(actor=actor, target=target):
+        # As in the admin (UserAdmin.has_change_permission): a superuser's account is changed by
+        # superusers only.
+        raise Forbidden("Only a superuser can change a superuser's account.", code="permission_denied")
+
+
+# Columns a staff change writes through `user_admin_update` with rules of their own; the admin
+# form's other columns (`fields`) are written as validated by that form.
+ADMIN_RULED_FIELDS = ("is_active", "tier", "balance", "password")
+
+
+def _audit_value(value):
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    return getattr(value, "pk", None) or str(value)
+
+
 @transaction.atomic
 def user_admin_update(
     *,
@@ -231,36 +258,49 @@ def user_admin_update(
     tier: str | None = None,
     adjustment_amount: Decimal | None = None,
     adjustment_reason: str | None = None,
+    fields: dict | None = None,
+    related: tuple[str, ...] = (),
     request=None,
 ) -> User:
-    """Staff change to a user: `is_active`, `tier` and/or a balance ADJUSTMENT with a reason.
+    """Staff change to a user: `is_active`, `tier` and/or a balance ADJUSTMENT with a reason
+    (`currency.services.balance_adjust`); from the admin's change form also the other columns
+    it edits (`fields`: username, email, profile, preferences, staff flags) and, for the audit,
+    the names of the many-to-many fields it saves itself (`related`: groups, permissions).
+    Every staff write to a user (admin form, admin "Adjust balance", staff API) comes here.
 
     All or nothing: any error (400, or 402 for a debit beyond the balance) changes nothing.
     One `admin.user_update` audit entry lists what changed (the ledger writes its own
     `balance.change` entry). A change of `is_active` drops the user's token cache entries
     after commit, so deactivated users' tokens stop validating at once.
     """
-    if is_active is None and tier is None and adjustment_amount is None and adjustment_reason is None:
+    fields = dict(fields or {})
+    if (
+        is_active is None
+        and tier is None
+        and adjustment_amount is None
+        and adjustment_reason is None
+        and not fields
+        and not related
+    ):
         raise InvalidInput(
             "Nothing to change: give is_active, tier or balance_adjustment.", code="no_changes"
         )
+    ruled = sorted(set(fields) & set(ADMIN_RULED_FIELDS))
+    if ruled:
+        raise InvalidInput(f"{ruled[0]}: has its own rule; not a plain field.", code="unknown_field")
     if tier is not None and tier not in Tier.values:
         raise InvalidInput(f"tier: must be one of {', '.join(Tier.values)}.", code="invalid_tier")
-    reason = (adjustment_reason or "").strip()
     if adjustment_amount is not None or adjustment_reason is not None:
         if adjustment_amount is None:
             raise InvalidInput("balance_adjustment.amount: required.", code="invalid_adjustment")
-        if not reason:
+        if not (adjustment_reason or "").strip():
             raise InvalidInput("balance_adjustment.reason: a reason is required.", code="invalid_adjustment")
 
     user = User.objects.select_for_update(of=("self",)).filter(pk=user_id).first()
     if user is None:
         raise NotFound("User not found.", code="user_not_found")
-    if is_active is False and user.pk == actor.pk:
-        raise InvalidInput("You cannot deactivate your own account.", code="cannot_deactivate_self")
-    if (is_active is not None or tier is not None) and not user_admin_may_change(actor=actor, target=user):
-        # As in the admin (UserAdmin.has_change_permission): a superuser's account is changed by
-        # superusers only.
+    user_admin_update_check(actor=actor, target=user, is_active=is_active, tier=tier)
+    if (fields or related) and not user_admin_may_change(actor=actor, target=user):
         raise Forbidden("Only a superuser can change a superuser's account.", code="permission_denied")
 
     changes: dict[str, dict] = {}
@@ -270,36 +310,34 @@ def user_admin_update(
     if tier is not None and tier != user.tier:
         changes["tier"] = {"from": user.tier, "to": tier}
         user.tier = tier
+    for name, value in fields.items():
+        if getattr(user, name) != value:
+            changes[name] = {"from": _audit_value(getattr(user, name)), "to": _audit_value(value)}
+            setattr(user, name, value)
     if changes:
         user.save(update_fields=list(changes))
 
     if adjustment_amount is not None:
         before = user.balance
-        row = balance_change(
-            user=user,
-            amount=adjustment_amount,
-            transaction_type=TransactionType.ADJUSTMENT,
-            description=reason,
-            reference=f"admin:{actor.pk}",
-            actor=actor,
-            request=request,
-            audit_details={"reason": reason, "by": actor.username},
+        row = balance_adjust(
+            user=user, amount=adjustment_amount, reason=adjustment_reason, actor=actor, request=request
         )
         changes["balance"] = {
             "from": f"{before:.2f}",
             "to": f"{row.balance_after:.2f}",
             "adjustment": f"{row.amount:.2f}",
-            "reason": reason,
+            "reason": row.description,
             "transaction_id": row.pk,
         }
 
-    if changes:
+    audited = sorted({*changes, *related})
+    if audited:
         audit_record(
             action="admin.user_update",
             actor=actor,
             resource_type="user",
             resource_id=user.pk,
-            details={"fields": sorted(changes), "changes": changes, "by": actor.username},
+            details={"fields": audited, "changes": changes, "by": actor.username},
             request=request,
         )
     if "is_active" in changes:

@@ -2,16 +2,17 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.templatetags.pages import money
-from audit.services import audit_record
 from tokens.models import REVOKE_PERMISSION, AccessToken, TokenState
 from tokens.services import token_revoke
 from zenzefi.admin_search import IndexedSearchAdmin
 from zenzefi.errors import ApplicationError, Conflict
+from zenzefi.page_errors import page_error_message
 
 
 class TokenStateFilter(admin.SimpleListFilter):
@@ -117,18 +118,23 @@ class AccessTokenAdmin(IndexedSearchAdmin):
         return request.user.has_perm(REVOKE_PERMISSION)
 
     def save_model(self, request, obj, form, change):
-        # Only `auto_renew` is editable: save that column alone, so a concurrent revoke or
-        # activation is never overwritten by the stale values loaded with the form.
+        # Only `auto_renew` is editable, and only through the renewals service: its rule (not on a
+        # revoked or expired token), its audit entry (`admin.token_update`), one column written.
         if "auto_renew" in form.changed_data:
-            obj.save(update_fields=["auto_renew"])
-            audit_record(
-                action="admin.token_update",
-                actor=request.user,
-                resource_type="token",
-                resource_id=obj.pk,
-                details={"prefix": obj.prefix, "auto_renew": obj.auto_renew, "owner_id": obj.user_id},
-                request=request,
+            from renewals.services import token_auto_renew_set
+
+            token_auto_renew_set(
+                user=None, token_id=obj.pk, auto_renew=obj.auto_renew, actor=request.user, request=request
             )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The service's refusal rolls the admin's save back (its transaction) and is shown as an
+        # error message on the change page again, instead of a 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            self.message_user(request, page_error_message(exc), messages.ERROR)
+            return redirect(request.get_full_path())
 
     @admin.action(description=gettext_lazy("Revoke with refund"), permissions=["revoke"])
     def revoke_with_refund(self, request, queryset):
