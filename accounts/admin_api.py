@@ -35,7 +35,6 @@ def admin_user_queryset() -> QuerySet[User]:
     from tokens.models import AccessToken
 
     now = timezone.now()
-    usable = Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
     def count_of(tokens) -> Coalesce:
         per_user = tokens.filter(user=OuterRef("pk")).order_by().values("user").annotate(n=Count("*"))
@@ -43,7 +42,8 @@ def admin_user_queryset() -> QuerySet[User]:
 
     return User.objects.annotate(
         tokens_total=count_of(AccessToken.objects.all()),
-        tokens_active=count_of(AccessToken.objects.filter(usable)),
+        tokens_active=count_of(AccessToken.objects.active(now)),
+        tokens_usable=count_of(AccessToken.objects.usable(now)),
     )
 
 
@@ -73,7 +73,12 @@ def admin_user_list(*, search: str = "", is_active: bool | None = None) -> Query
 class AdminUserSerializer(serializers.ModelSerializer):
     tokens_total = serializers.IntegerField(read_only=True)
     tokens_active = serializers.IntegerField(
-        read_only=True, help_text="Tokens neither revoked nor expired (activated or not)."
+        read_only=True,
+        help_text="Active tokens: activated, not expired, not revoked (as `active_only` everywhere).",
+    )
+    tokens_usable = serializers.IntegerField(
+        read_only=True,
+        help_text="Tokens neither revoked nor expired: the active ones and those not yet used.",
     )
 
     class Meta:
@@ -93,6 +98,7 @@ class AdminUserSerializer(serializers.ModelSerializer):
             "referral_code",
             "tokens_total",
             "tokens_active",
+            "tokens_usable",
         ]
         read_only_fields = fields
 
