@@ -10,9 +10,9 @@ from django.db import transaction
 
 from accounts.models import User
 from audit.services import audit_record
-from currency.models import Transaction, TransactionType
+from currency.models import REVENUE_TYPES, Transaction, TransactionType
 from zenzefi.errors import InsufficientFunds, InvalidInput
-from zenzefi.metrics import znc_balance_changes_total
+from zenzefi.metrics import znc_balance_changes_total, znc_revenue_total
 from zenzefi.money import to_money
 
 
@@ -78,6 +78,8 @@ def balance_change(
     user.balance = new_balance
     operation = transaction_type.lower()
     transaction.on_commit(lambda: znc_balance_changes_total.labels(operation=operation).inc())
+    if transaction_type in REVENUE_TYPES:  # the same rows as currency.selectors.sales
+        transaction.on_commit(lambda: znc_revenue_total.inc(float(-amount)))
     return row
 
 

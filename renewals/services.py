@@ -30,7 +30,6 @@ from tokens import validation
 from tokens.models import AccessToken
 from tokens.services import token_price
 from zenzefi.errors import Conflict, InvalidInput, NotFound
-from zenzefi.metrics import znc_revenue_total
 from zenzefi.money import to_money
 
 
@@ -137,7 +136,6 @@ def _renew(*, token_id: int, now: datetime) -> str:
     )
     digest = token.digest
     transaction.on_commit(lambda: validation.forget(digest))
-    transaction.on_commit(lambda: znc_revenue_total.inc(float(price)))
     token.refresh_from_db()
     _notify_renewed(token=token, user=user, price=price, balance=row.balance_after, period_end=period_end)
     return "renewed"
