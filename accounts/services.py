@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import Language, Tier, User
+from accounts.models import MONEY_FIELDS, Language, Tier, User
 from audit.services import audit_record
 from currency.services import balance_adjust
 from tokens.validation import forget_user
@@ -240,7 +240,7 @@ def user_admin_update_check(
 
 # Columns a staff change writes through `user_admin_update` with rules of their own; the admin
 # form's other columns (`fields`) are written as validated by that form.
-ADMIN_RULED_FIELDS = ("is_active", "tier", "balance", "password")
+ADMIN_RULED_FIELDS = frozenset({"is_active", "tier", "password", *MONEY_FIELDS})
 
 
 def _audit_value(value):
@@ -285,7 +285,7 @@ def user_admin_update(
         raise InvalidInput(
             "Nothing to change: give is_active, tier or balance_adjustment.", code="no_changes"
         )
-    ruled = sorted(set(fields) & set(ADMIN_RULED_FIELDS))
+    ruled = sorted(set(fields) & ADMIN_RULED_FIELDS)
     if ruled:
         raise InvalidInput(f"{ruled[0]}: has its own rule; not a plain field.", code="unknown_field")
     if tier is not None and tier not in Tier.values:

@@ -243,3 +243,18 @@ def test_admin_zero_adjustment_shows_the_service_error(client, superuser):
     assert response.status_code == 200
     assert "The amount cannot be zero." in response.context["form"].errors["amount"]
     assert not Transaction.objects.exists() and not AuditLog.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["balance", "referral_bonus_earned", "is_active", "password"])
+def test_staff_service_never_writes_a_ruled_column_as_a_plain_field(superuser, field):
+    from accounts.services import user_admin_update
+    from zenzefi.errors import InvalidInput
+
+    target = UserFactory(full_name="Kept")
+    before = (target.balance, target.referral_bonus_earned, target.is_active, target.password)
+    with pytest.raises(InvalidInput) as refused:
+        user_admin_update(user_id=target.pk, actor=superuser, fields={"full_name": "New", field: "1"})
+    assert refused.value.code == "unknown_field"
+    target.refresh_from_db()
+    assert (target.balance, target.referral_bonus_earned, target.is_active, target.password) == before
+    assert target.full_name == "Kept" and not AuditLog.objects.exists()
