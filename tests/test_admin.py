@@ -258,3 +258,16 @@ def test_staff_service_never_writes_a_ruled_column_as_a_plain_field(superuser, f
     target.refresh_from_db()
     assert (target.balance, target.referral_bonus_earned, target.is_active, target.password) == before
     assert target.full_name == "Kept" and not AuditLog.objects.exists()
+
+
+def test_the_self_deactivation_refusal_is_in_the_staff_members_language(client):
+    from tests.factories import staff_with
+
+    staff = staff_with("accounts.view_user", "accounts.change_user", language="ru")
+    client.force_login(staff)
+    data = change_form_data(client, staff)
+    data.pop("is_active", None)
+    response = client.post(f"/admin/accounts/user/{staff.pk}/change/", data)
+    assert "Нельзя деактивировать собственную учётную запись." in response.content.decode()
+    staff.refresh_from_db()
+    assert staff.is_active is True
