@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth import password_validation
-from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts import validators
 from accounts.models import Language, User
 from accounts.services import referrer_by_code
 from accounts.templatetags.pages import money
@@ -17,32 +16,40 @@ from zenzefi.errors import InvalidInput
 
 
 class SignupForm(forms.Form):
+    """Parses the form; the sign-up rules are accounts.validators' (the API's too)."""
+
     email = forms.EmailField(
-        label=_("Email"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        label=_("Email"),
+        max_length=validators.EMAIL_MAX_LENGTH,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     username = forms.CharField(
         label=_("Username"),
-        min_length=3,
-        max_length=150,
-        validators=[UnicodeUsernameValidator()],
+        min_length=validators.USERNAME_MIN_LENGTH,
+        max_length=validators.USERNAME_MAX_LENGTH,
+        validators=list(validators.USERNAME_VALIDATORS),
         help_text=_("Letters, digits and @/./+/-/_ only."),
         widget=forms.TextInput(attrs={"autocomplete": "username"}),
     )
-    full_name = forms.CharField(label=_("Full name"), max_length=255, required=False)
+    full_name = forms.CharField(
+        label=_("Full name"), max_length=validators.FULL_NAME_MAX_LENGTH, required=False
+    )
     password1 = forms.CharField(
         label=_("Password"),
         strip=False,
+        max_length=validators.PASSWORD_MAX_LENGTH,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=_("At least 8 characters, not too common and not only digits."),
     )
     password2 = forms.CharField(
         label=_("Password again"),
         strip=False,
+        max_length=validators.PASSWORD_MAX_LENGTH,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     referral_code = forms.CharField(
         label=_("Referral code"),
-        max_length=32,
+        max_length=validators.REFERRAL_CODE_MAX_LENGTH,
         required=False,
         help_text=_("Optional: the code of the customer who invited you."),
     )
@@ -50,18 +57,6 @@ class SignupForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.referrer: User | None = None
-
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise ValidationError(_("A user with this email already exists."))
-        return email
-
-    def clean_username(self) -> str:
-        username = self.cleaned_data["username"]
-        if User.objects.filter(username__iexact=username).exists():
-            raise ValidationError(_("A user with this username already exists."))
-        return username
 
     def clean_referral_code(self) -> str:
         code = self.cleaned_data["referral_code"].strip().upper()
@@ -76,16 +71,19 @@ class SignupForm(forms.Form):
         password1, password2 = cleaned.get("password1"), cleaned.get("password2")
         if password1 and password2 and password1 != password2:
             self.add_error("password2", _("The two passwords do not match."))
-        elif password1:
-            candidate = User(
-                username=cleaned.get("username", ""),
-                email=cleaned.get("email", ""),
-                full_name=cleaned.get("full_name", ""),
+            password1 = None  # no strength verdict on a password typed two ways
+        try:
+            cleaned.update(
+                validators.signup_validate(
+                    email=cleaned.get("email"),
+                    username=cleaned.get("username"),
+                    password=password1,
+                    full_name=cleaned.get("full_name", ""),
+                )
             )
-            try:
-                password_validation.validate_password(password1, user=candidate)
-            except ValidationError as exc:
-                self.add_error("password1", exc)
+        except ValidationError as exc:
+            for field, errors in exc.error_dict.items():
+                self.add_error("password1" if field == "password" else field, errors)
         return cleaned
 
 

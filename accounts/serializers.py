@@ -1,45 +1,43 @@
-from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from accounts import validators
 from accounts.models import Language, User
 from zenzefi.fields import StrictJSONMixin
 
 
 class RegisterSerializer(StrictJSONMixin, serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
-    username = serializers.RegexField(
-        r"^[\w.@+-]+\Z",
-        min_length=3,
-        max_length=150,
-        error_messages={"invalid": "Letters, digits and @/./+/-/_ only."},
+    """Parses the body; the sign-up rules are accounts.validators' (the sign-up page's too)."""
+
+    email = serializers.EmailField(max_length=validators.EMAIL_MAX_LENGTH)
+    username = serializers.CharField(
+        min_length=validators.USERNAME_MIN_LENGTH,
+        max_length=validators.USERNAME_MAX_LENGTH,
+        validators=list(validators.USERNAME_VALIDATORS),
     )
-    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
-    full_name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-    referral_code = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True)
+    password = serializers.CharField(
+        write_only=True, max_length=validators.PASSWORD_MAX_LENGTH, trim_whitespace=False
+    )
+    full_name = serializers.CharField(
+        max_length=validators.FULL_NAME_MAX_LENGTH, required=False, allow_blank=True, default=""
+    )
+    referral_code = serializers.CharField(
+        max_length=validators.REFERRAL_CODE_MAX_LENGTH, required=False, allow_blank=True, allow_null=True
+    )
     language = serializers.ChoiceField(choices=Language.choices, required=False)
 
-    def validate_email(self, value: str) -> str:
-        value = value.strip().lower()
-        if User.objects.filter(email__iexact=value).exists():
-            raise serializers.ValidationError("A user with this email already exists.")
-        return value
-
-    def validate_username(self, value: str) -> str:
-        if User.objects.filter(username__iexact=value).exists():
-            raise serializers.ValidationError("A user with this username already exists.")
-        return value
-
     def validate(self, attrs):
-        candidate = User(
-            username=attrs.get("username", ""),
-            email=attrs.get("email", ""),
-            full_name=attrs.get("full_name", ""),
-        )
         try:
-            password_validation.validate_password(attrs["password"], user=candidate)
+            attrs.update(
+                validators.signup_validate(
+                    email=attrs["email"],
+                    username=attrs["username"],
+                    password=attrs["password"],
+                    full_name=attrs.get("full_name", ""),
+                )
+            )
         except DjangoValidationError as exc:
-            raise serializers.ValidationError({"password": list(exc.messages)}) from None
+            raise serializers.ValidationError(exc.message_dict) from None
         return attrs
 
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import update_last_login
 from django.db import IntegrityError, transaction
@@ -9,12 +7,9 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import Language, Tier, User
+from accounts.models import Language, User
 from audit.services import audit_record, request_origin
-from currency.models import TransactionType
-from currency.services import balance_change
-from tokens.validation import forget_user
-from zenzefi.errors import ApplicationError, Forbidden, InvalidInput, NotFound
+from zenzefi.errors import ApplicationError, InvalidInput
 
 
 class InvalidCredentials(ApplicationError):
@@ -217,99 +212,6 @@ def user_password_set(
 def jwt_pair_for(user: User) -> dict[str, str]:
     refresh = RefreshToken.for_user(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh), "token_type": "bearer"}
-
-
-def user_admin_may_change(*, actor: User, target: User) -> bool:
-    """Whether `actor` may change `target`'s account (admin change form and staff API alike)."""
-    return actor.is_superuser or not target.is_superuser
-
-
-@transaction.atomic
-def user_admin_update(
-    *,
-    user_id: int,
-    actor: User,
-    is_active: bool | None = None,
-    tier: str | None = None,
-    adjustment_amount: Decimal | None = None,
-    adjustment_reason: str | None = None,
-    request=None,
-) -> User:
-    """Staff change to a user: `is_active`, `tier` and/or a balance ADJUSTMENT with a reason.
-
-    All or nothing: any error (400, or 402 for a debit beyond the balance) changes nothing.
-    One `admin.user_update` audit entry lists what changed (the ledger writes its own
-    `balance.change` entry). A change of `is_active` drops the user's token cache entries
-    after commit, so deactivated users' tokens stop validating at once.
-    """
-    if is_active is None and tier is None and adjustment_amount is None and adjustment_reason is None:
-        raise InvalidInput(
-            "Nothing to change: give is_active, tier or balance_adjustment.", code="no_changes"
-        )
-    if tier is not None and tier not in Tier.values:
-        raise InvalidInput(f"tier: must be one of {', '.join(Tier.values)}.", code="invalid_tier")
-    reason = (adjustment_reason or "").strip()
-    if adjustment_amount is not None or adjustment_reason is not None:
-        if adjustment_amount is None:
-            raise InvalidInput("balance_adjustment.amount: required.", code="invalid_adjustment")
-        if not reason:
-            raise InvalidInput("balance_adjustment.reason: a reason is required.", code="invalid_adjustment")
-
-    user = User.objects.select_for_update(of=("self",)).filter(pk=user_id).first()
-    if user is None:
-        raise NotFound("User not found.", code="user_not_found")
-    if is_active is False and user.pk == actor.pk:
-        raise InvalidInput("You cannot deactivate your own account.", code="cannot_deactivate_self")
-    if (is_active is not None or tier is not None) and not user_admin_may_change(actor=actor, target=user):
-        # As in the admin (UserAdmin.has_change_permission): a superuser's account is changed by
-        # superusers only.
-        raise Forbidden("Only a superuser can change a superuser's account.", code="permission_denied")
-
-    changes: dict[str, dict] = {}
-    if is_active is not None and is_active != user.is_active:
-        changes["is_active"] = {"from": user.is_active, "to": is_active}
-        user.is_active = is_active
-    if tier is not None and tier != user.tier:
-        changes["tier"] = {"from": user.tier, "to": tier}
-        user.tier = tier
-    if changes:
-        user.save(update_fields=list(changes))
-
-    if adjustment_amount is not None:
-        before = user.balance
-        row = balance_change(
-            user=user,
-            amount=adjustment_amount,
-            transaction_type=TransactionType.ADJUSTMENT,
-            description=reason,
-            reference=f"admin:{actor.pk}",
-            actor=actor,
-            request=request,
-            audit_details={"reason": reason, "by": actor.username},
-        )
-        changes["balance"] = {
-            "from": f"{before:.2f}",
-            "to": f"{row.balance_after:.2f}",
-            "adjustment": f"{row.amount:.2f}",
-            "reason": reason,
-            "transaction_id": row.pk,
-        }
-
-    if changes:
-        audit_record(
-            action="admin.user_update",
-            actor=actor,
-            resource_type="user",
-            resource_id=user.pk,
-            details={"fields": sorted(changes), "changes": changes, "by": actor.username},
-            **request_origin(request),
-        )
-    if "is_active" in changes:
-        if not user.is_active:
-            user_sessions_revoke(user=user, reason="deactivated", actor=actor, request=request)
-        user_pk = user.pk
-        transaction.on_commit(lambda: forget_user(user_pk))
-    return user
 
 
 def jwt_flush_expired(*, chunk: int = 5000) -> int:

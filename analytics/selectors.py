@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce, TruncDay, TruncHour
 from django.utils import timezone
 
 from currency.models import Transaction, TransactionType
+from currency.selectors import sales
 from proxy.models import ProxySession
 from proxy.state import get_state
 from tokens.models import AccessToken
@@ -120,26 +121,25 @@ def usage_for_user(*, user, period: str | None, now: datetime | None = None) -> 
 
 
 def global_stats(*, period: str | None, now: datetime | None = None) -> dict[str, Any]:
-    """Platform figures over the period (staff). `token_purchases` counts purchases (a bundle is
-    one), `tokens_sold` the tokens they created; `revenue_znc` is what purchases took, before
-    refunds (`refunds_znc`)."""
+    """Platform figures over the period (staff). `revenue_znc` and `token_purchases` are
+    `currency.selectors.sales` (tokens, bundles, renewals and gift codes; a bundle or a gift code
+    is one purchase), before refunds (`refunds_znc`); `tokens_sold` the tokens created."""
     period, start, end = period_window(period, now=now)
     window = Q(created_at__gte=start, created_at__lte=end)
-    money = Transaction.objects.filter(window).aggregate(
-        purchases=Count("pk", filter=Q(type=TransactionType.PURCHASE)),
-        spent=Coalesce(Sum("amount", filter=Q(type=TransactionType.PURCHASE)), Decimal("0")),
-        refunds=Coalesce(Sum("amount", filter=Q(type=TransactionType.REFUND)), Decimal("0")),
-    )
+    sold = sales(start=start, end=end)[None]
+    refunds = Transaction.objects.filter(window, type=TransactionType.REFUND).aggregate(
+        refunds=Coalesce(Sum("amount"), Decimal("0"))
+    )["refunds"]
     traffic = proxy_traffic(start=start, end=end).get(None, {"requests": 0, "bytes": 0, "sessions": 0})
     return {
         "period": period,
         "start_time": start,
         "end_time": end,
         "new_users": get_user_model().objects.filter(date_joined__gte=start, date_joined__lte=end).count(),
-        "token_purchases": money["purchases"],
+        "token_purchases": sold["purchases"],
         "tokens_sold": AccessToken.objects.filter(window).count(),
-        "revenue_znc": f"{-money['spent']:.2f}",
-        "refunds_znc": f"{money['refunds']:.2f}",
+        "revenue_znc": f"{sold['revenue']:.2f}",
+        "refunds_znc": f"{refunds:.2f}",
         "total_proxy_requests": int(traffic["requests"]),
         "total_bytes_transferred": int(traffic["bytes"]),
         "proxy_sessions": traffic["sessions"],
@@ -175,12 +175,7 @@ def global_series(*, period: str | None, now: datetime | None = None) -> dict[st
         )
         return {row["bucket"]: row for row in rows}
 
-    money = grouped(
-        Transaction.objects.filter(type=TransactionType.PURCHASE, created_at__gte=start, created_at__lte=end),
-        "created_at",
-        n=Count("pk"),
-        spent=Sum("amount"),
-    )
+    money = sales(start=start, end=end, trunc=trunc)
     traffic = proxy_traffic(start=start, end=end, trunc=trunc)
     users = grouped(
         get_user_model().objects.filter(date_joined__gte=start, date_joined__lte=end),
@@ -192,8 +187,8 @@ def global_series(*, period: str | None, now: datetime | None = None) -> dict[st
         series.append(
             {
                 "bucket": slot,
-                "revenue": -(money.get(slot, {}).get("spent") or Decimal("0")),
-                "purchases": money.get(slot, {}).get("n", 0),
+                "revenue": money.get(slot, {}).get("revenue", Decimal("0.00")),
+                "purchases": money.get(slot, {}).get("purchases", 0),
                 "proxy_requests": int(traffic.get(slot, {}).get("requests") or 0),
                 "new_users": users.get(slot, {}).get("n", 0),
             }

@@ -21,7 +21,6 @@ from tokens.metrics import token_purchases_total
 from tokens.models import Scope
 from tokens.services import IssuedToken, token_issue
 from zenzefi.errors import InvalidInput, NotFound
-from zenzefi.metrics import znc_revenue_total
 
 # What staff may change; prices are derived and can never be set.
 UPDATABLE_FIELDS = frozenset(
@@ -132,7 +131,6 @@ def bundle_purchase(*, user: User, bundle_id: int, request=None) -> BundlePurcha
 
     def count_sale():
         token_purchases_total.labels(duration_hours=duration_label).inc(count)
-        znc_revenue_total.inc(float(total))
 
     transaction.on_commit(count_sale)
     for item in issued:  # outbox rows in this transaction; only the enqueue waits for commit

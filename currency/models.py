@@ -12,6 +12,11 @@ class TransactionType(models.TextChoices):
     GIFT = "GIFT", _("Gift")
 
 
+# Sales: the ledger rows that are revenue (`currency.selectors.sales`, `znc_revenue_total`):
+# tokens, bundles and auto-renewals bought (PURCHASE) and gift codes bought (GIFT).
+REVENUE_TYPES = (TransactionType.PURCHASE, TransactionType.GIFT)
+
+
 class AppendOnlyError(Exception):
     """Ledger rows are never updated or deleted."""
 

@@ -13,9 +13,9 @@ from django.db import transaction
 
 from accounts.models import User
 from audit.services import audit_record, request_origin
-from currency.models import Transaction, TransactionType
+from currency.models import REVENUE_TYPES, Transaction, TransactionType
 from zenzefi.errors import InsufficientFunds, InvalidInput
-from zenzefi.metrics import znc_balance_changes_total
+from zenzefi.metrics import znc_balance_changes_total, znc_revenue_total
 from zenzefi.money import to_money
 
 
@@ -81,7 +81,54 @@ def balance_change(
     user.balance = new_balance
     operation = transaction_type.lower()
     transaction.on_commit(lambda: znc_balance_changes_total.labels(operation=operation).inc())
+    if transaction_type in REVENUE_TYPES:  # the same rows as currency.selectors.sales
+        transaction.on_commit(lambda: znc_revenue_total.inc(float(-amount)))
     return row
+
+
+# A staff adjustment moves at most this much either way (the admin form and the staff API
+# declare their fields with it; `balance_adjust` enforces it).
+ADJUSTMENT_LIMIT = Decimal("1000000")
+ADJUSTMENT_REASON_MAX_LENGTH = 255
+
+
+@transaction.atomic
+def balance_adjust(*, user: User, amount: Decimal, reason: str, actor: User, request=None) -> Transaction:
+    """A staff balance adjustment: the one entry point for the admin's "Adjust balance" page and
+    `PATCH admin/users/{id}` (through `staff.services.user_admin_update`).
+
+    `amount` is signed, not zero, at most ADJUSTMENT_LIMIT either way with two decimals; `reason`
+    is required and becomes the ledger description. Writes one ADJUSTMENT row referenced
+    `admin:<actor id>` and its `balance.change` audit entry (with the reason and who did it);
+    a debit beyond the balance is a 402 and writes nothing."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("balance_adjustment.reason: a reason is required.", code="invalid_adjustment")
+    if len(reason) > ADJUSTMENT_REASON_MAX_LENGTH:
+        raise InvalidInput(
+            f"balance_adjustment.reason: at most {ADJUSTMENT_REASON_MAX_LENGTH} characters.",
+            code="invalid_adjustment",
+        )
+    plain = isinstance(amount, Decimal) and amount.is_finite()
+    if not plain or amount != amount.quantize(Decimal("0.01")):
+        raise InvalidInput(
+            "balance_adjustment.amount: a number with at most two decimals.", code="invalid_adjustment"
+        )
+    if abs(amount) > ADJUSTMENT_LIMIT:
+        raise InvalidInput(
+            f"balance_adjustment.amount: at most {ADJUSTMENT_LIMIT} ZNC either way.",
+            code="invalid_adjustment",
+        )
+    return balance_change(
+        user=user,
+        amount=amount,
+        transaction_type=TransactionType.ADJUSTMENT,
+        description=reason,
+        reference=f"admin:{actor.pk}",
+        actor=actor,
+        request=request,
+        audit_details={"reason": reason, "by": actor.username},
+    )
 
 
 def validate_topup_amount(amount: Decimal) -> Decimal:

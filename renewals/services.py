@@ -30,7 +30,6 @@ from tokens import validation
 from tokens.models import AccessToken
 from tokens.services import token_price
 from zenzefi.errors import Conflict, InvalidInput, NotFound
-from zenzefi.metrics import znc_revenue_total
 from zenzefi.money import to_money
 
 
@@ -137,7 +136,6 @@ def _renew(*, token_id: int, now: datetime) -> str:
     )
     digest = token.digest
     transaction.on_commit(lambda: validation.forget(digest))
-    transaction.on_commit(lambda: znc_revenue_total.inc(float(price)))
     token.refresh_from_db()
     _notify_renewed(token=token, user=user, price=price, balance=row.balance_after, period_end=period_end)
     return "renewed"
@@ -209,9 +207,18 @@ def _notify_failed(*, token: AccessToken, user: User, price, keep: Decimal, peri
 
 
 @transaction.atomic
-def token_auto_renew_set(*, user: User, token_id: int, auto_renew: bool, request=None) -> AccessToken:
-    """Turn a token's auto-renewal on or off (the owner's tokens only; not revoked or expired)."""
-    token = AccessToken.objects.select_for_update(of=("self",)).filter(pk=token_id, user=user).first()
+def token_auto_renew_set(
+    *, user: User | None, token_id: int, auto_renew: bool, actor: User | None = None, request=None
+) -> AccessToken:
+    """Turn a token's auto-renewal on or off, only on a token neither revoked nor expired (409
+    `token_not_usable` otherwise). `user` is the owner (their tokens only: the API and the
+    pages); staff in the admin pass `user=None` and themselves as `actor`, audited as
+    `admin.token_update`, the owner's change as `token.auto_renew`."""
+    actor = actor or user
+    tokens = AccessToken.objects.select_for_update(of=("self",)).filter(pk=token_id)
+    if user is not None:
+        tokens = tokens.filter(user=user)
+    token = tokens.first()
     if token is None:
         raise NotFound("Token not found.", code="token_not_found")
     if (
@@ -223,12 +230,17 @@ def token_auto_renew_set(*, user: User, token_id: int, auto_renew: bool, request
     if token.auto_renew != auto_renew:
         AccessToken.objects.filter(pk=token.pk).update(auto_renew=auto_renew)
         token.auto_renew = auto_renew
+        by_staff = user is None
         audit_record(
-            action="token.auto_renew",
-            actor=user,
+            action="admin.token_update" if by_staff else "token.auto_renew",
+            actor=actor,
             resource_type="token",
             resource_id=token.pk,
-            details={"prefix": token.prefix, "auto_renew": auto_renew},
+            details={
+                "prefix": token.prefix,
+                "auto_renew": auto_renew,
+                **({"owner_id": token.user_id, "by": actor.username} if by_staff else {}),
+            },
             **request_origin(request),
         )
     return token

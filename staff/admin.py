@@ -1,7 +1,6 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -12,18 +11,16 @@ from django.utils.translation import gettext_lazy
 from accounts.forms import (
     AdminUserChangeForm,
     AdminUserCreationForm,
-    BalanceAdjustmentForm,
     ServiceAdminPasswordChangeForm,
 )
 from accounts.models import User
-from accounts.services import user_admin_may_change, user_sessions_revoke
 from accounts.templatetags.pages import money
 from audit.services import audit_record, request_origin
-from currency.models import TransactionType
-from currency.services import balance_change
-from tokens.validation import forget_user
+from staff.forms import BalanceAdjustmentForm
+from staff.services import user_admin_may_change, user_admin_update, user_admin_update_check
 from zenzefi.admin_search import CappedCountPaginator, user_ids_matching
 from zenzefi.errors import ApplicationError
+from zenzefi.page_errors import page_error_message
 
 ADJUST_PERMISSION = "accounts.adjust_balance"
 
@@ -104,30 +101,67 @@ class UserAdmin(DjangoUserAdmin):
         if not request.user.is_superuser:
             # Staff with change_user cannot hand out rights they may not have themselves.
             fields += ("is_superuser", "groups", "user_permissions")
-        if obj is not None and obj.pk == request.user.pk:
-            fields += ("is_active",)  # nobody deactivates their own account (as in the staff API)
         return fields
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The change form checks `is_active`/`tier` by the service's rules
+        (`user_admin_update_check`): deactivating your own account is a form error, not a write."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if not change:
+            return form
+        actor = request.user
+
+        class ServiceCheckedForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                ruled = {f: cleaned[f] for f in ("is_active", "tier") if f in self.changed_data}
+                if ruled:
+                    try:
+                        user_admin_update_check(actor=actor, target=self.instance, **ruled)
+                    except ApplicationError as exc:
+                        field = "is_active" if exc.code == "cannot_deactivate_self" else None
+                        self.add_error(field, page_error_message(exc))
+                return cleaned
+
+        return ServiceCheckedForm
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # A service refusal at save time (a race past the form's check) rolls the whole save back
+        # (the admin's transaction) and comes back as a message, not a 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            self.message_user(request, page_error_message(exc), messages.ERROR)
+            return redirect(request.get_full_path())
+
     def save_model(self, request, obj, form, change):
-        """Saved without the money columns (User.save); audited; a change of `is_active` drops the
-        user's token-validation cache entries after commit, as the staff API does."""
-        super().save_model(request, obj, form, change)
-        changed = sorted(form.changed_data)
-        audit_record(
-            action="admin.user_update" if change else "admin.user_create",
+        """A change goes through `staff.services.user_admin_update` (the staff API's service):
+        its rules for `is_active`/`tier`, one `admin.user_update` audit entry, a deactivation ends
+        the user's sessions and token cache entries. Money columns are never written here."""
+        if not change:
+            super().save_model(request, obj, form, change)
+            audit_record(
+                action="admin.user_create",
+                actor=request.user,
+                resource_type="user",
+                resource_id=obj.pk,
+                details={"fields": sorted(form.changed_data), "by": request.user.username},
+                **request_origin(request),
+            )
+            return
+        many = {f.name for f in obj._meta.many_to_many}
+        changed = [f for f in form.changed_data if f not in ("password", "password1", "password2")]
+        if not changed:
+            return
+        ruled = {f: form.cleaned_data[f] for f in ("is_active", "tier") if f in changed}
+        user_admin_update(
+            user_id=obj.pk,
             actor=request.user,
-            resource_type="user",
-            resource_id=obj.pk,
-            details={
-                "fields": [f for f in changed if f not in ("password", "password1", "password2")],
-                "by": request.user.username,
-            },
-            **request_origin(request),
+            **ruled,
+            fields={f: form.cleaned_data[f] for f in changed if f not in many and f not in ruled},
+            related=tuple(f for f in changed if f in many),
+            request=request,
         )
-        if change and "is_active" in changed:
-            if not obj.is_active:
-                user_sessions_revoke(user=obj, reason="deactivated", actor=request.user, request=request)
-            transaction.on_commit(lambda: forget_user(obj.pk))
 
     @admin.display(description=gettext_lazy("Balance (ZNC)"))
     def balance_with_adjust_link(self, obj):
@@ -166,19 +200,16 @@ class UserAdmin(DjangoUserAdmin):
         target = get_object_or_404(User, pk=user_id)
         form = BalanceAdjustmentForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            try:
-                balance_change(
-                    user=target,
-                    amount=form.cleaned_data["amount"],
-                    transaction_type=TransactionType.ADJUSTMENT,
-                    description=form.cleaned_data["reason"],
-                    reference=f"admin:{request.user.pk}",
+            try:  # the staff API's service: the same rules, ledger row and audit entries
+                target = user_admin_update(
+                    user_id=target.pk,
                     actor=request.user,
+                    adjustment_amount=form.cleaned_data["amount"],
+                    adjustment_reason=form.cleaned_data["reason"],
                     request=request,
-                    audit_details={"reason": form.cleaned_data["reason"], "by": request.user.username},
                 )
             except ApplicationError as exc:
-                form.add_error("amount", exc.detail)
+                form.add_error("amount", page_error_message(exc))
             else:
                 self.message_user(
                     request,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -14,8 +12,9 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import services
 from accounts.models import Tier, User
+from currency.services import ADJUSTMENT_LIMIT, ADJUSTMENT_REASON_MAX_LENGTH
+from staff import services
 from zenzefi.amounts import AmountField
 from zenzefi.errors import InvalidInput
 from zenzefi.fields import StrictJSONMixin
@@ -23,7 +22,6 @@ from zenzefi.params import parse_optional_bool
 from zenzefi.permissions import StaffPermission
 from zenzefi.schema import api_errors
 
-ADJUSTMENT_LIMIT = Decimal("1000000")
 # The Django admin's codenames for the same acts (accounts/admin.py).
 VIEW_USER = "accounts.view_user"
 CHANGE_USER = "accounts.change_user"
@@ -37,7 +35,6 @@ def admin_user_queryset() -> QuerySet[User]:
     from tokens.models import AccessToken
 
     now = timezone.now()
-    usable = Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
     def count_of(tokens) -> Coalesce:
         per_user = tokens.filter(user=OuterRef("pk")).order_by().values("user").annotate(n=Count("*"))
@@ -45,7 +42,8 @@ def admin_user_queryset() -> QuerySet[User]:
 
     return User.objects.annotate(
         tokens_total=count_of(AccessToken.objects.all()),
-        tokens_active=count_of(AccessToken.objects.filter(usable)),
+        tokens_active=count_of(AccessToken.objects.active(now)),
+        tokens_usable=count_of(AccessToken.objects.usable(now)),
     )
 
 
@@ -75,7 +73,12 @@ def admin_user_list(*, search: str = "", is_active: bool | None = None) -> Query
 class AdminUserSerializer(serializers.ModelSerializer):
     tokens_total = serializers.IntegerField(read_only=True)
     tokens_active = serializers.IntegerField(
-        read_only=True, help_text="Tokens neither revoked nor expired (activated or not)."
+        read_only=True,
+        help_text="Active tokens: activated, not expired, not revoked (as `active_only` everywhere).",
+    )
+    tokens_usable = serializers.IntegerField(
+        read_only=True,
+        help_text="Tokens neither revoked nor expired: the active ones and those not yet used.",
     )
 
     class Meta:
@@ -95,6 +98,7 @@ class AdminUserSerializer(serializers.ModelSerializer):
             "referral_code",
             "tokens_total",
             "tokens_active",
+            "tokens_usable",
         ]
         read_only_fields = fields
 
@@ -107,12 +111,9 @@ class BalanceAdjustmentSerializer(StrictJSONMixin, serializers.Serializer):
         max_value=ADJUSTMENT_LIMIT,
         help_text="Signed: positive credits the user, negative debits. Two decimals at most, not zero.",
     )
-    reason = serializers.CharField(max_length=255, help_text="Required; becomes the ledger description.")
-
-    def validate_amount(self, value: Decimal) -> Decimal:
-        if value == 0:
-            raise serializers.ValidationError("The amount cannot be zero.")
-        return value
+    reason = serializers.CharField(
+        max_length=ADJUSTMENT_REASON_MAX_LENGTH, help_text="Required; becomes the ledger description."
+    )
 
 
 class AdminUserUpdateSerializer(StrictJSONMixin, serializers.Serializer):

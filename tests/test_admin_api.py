@@ -145,12 +145,14 @@ def test_user_list_shape_and_token_counts(staff_client, staff):
         "referral_code",
         "tokens_total",
         "tokens_active",
+        "tokens_usable",
     } <= set(row)
     assert "password" not in row
     assert row["id"] == target.pk and row["username"] == "carol"
     target.refresh_from_db()
     assert row["balance"] == f"{target.balance:.2f}" == "82.00"  # 100 - 18 - 18 + 18 refund
-    assert row["tokens_total"] == 2 and row["tokens_active"] == 1
+    # One revoked, one bought and not used yet: usable, but not active (AccessTokenQuerySet.active).
+    assert (row["tokens_total"], row["tokens_active"], row["tokens_usable"]) == (2, 0, 1)
     assert row["referral_code"] == target.referral_code and row["tier"] == "free"
 
 

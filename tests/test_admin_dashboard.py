@@ -145,3 +145,44 @@ def test_active_tokens_mean_activated_unexpired_unrevoked_everywhere(staff):
     customer.force_login(user)
     dashboard = customer.get("/account/").content.decode()
     assert 'data-testid="waiting-tokens"' in dashboard and waiting.prefix in dashboard
+
+
+@pytest.mark.parametrize("period", ["day", "week", "month"])
+def test_revenue_is_counted_once_the_same_everywhere_gift_sales_included(
+    staff, period, django_capture_on_commit_callbacks
+):
+    """Issue 15: one revenue (currency.selectors.sales): tokens, bundles and gift codes bought,
+    before refunds; the staff API's global-stats, the admin dashboard's table and charts and
+    the `znc_revenue_total` metric count the same ZNC."""
+    from prometheus_client import REGISTRY
+
+    from bundles.models import TokenBundle
+    from bundles.services import bundle_purchase
+    from currency.selectors import sales
+    from gifts.services import gift_purchase
+
+    def metric() -> float:
+        return REGISTRY.get_sample_value("znc_revenue_total") or 0.0
+
+    buyer = UserFactory()
+    fund(buyer, "700")
+    before = metric()
+    with django_capture_on_commit_callbacks(execute=True):
+        token = token_services.token_purchase(user=buyer, duration_hours=24).token  # 18.00
+        bundle_purchase(user=buyer, bundle_id=TokenBundle.objects.get(name="Month Duo").pk)  # 510.00
+        gift_purchase(buyer=buyer, duration_hours=168, scope="full")  # 100.00, a GIFT row
+        token_services.token_revoke(token_id=token.pk, owner=buyer, actor=buyer)  # refund 18.00
+    expected = Decimal("628.00")
+    assert metric() == pytest.approx(before + float(expected))
+
+    api = APIClient()
+    api.force_authenticate(staff)
+    stats = api.get("/api/v1/analytics/admin/global-stats", {"period": period}).json()
+    assert Decimal(stats["revenue_znc"]) == expected  # the gift sale counts
+    assert stats["token_purchases"] == 3 and Decimal(stats["refunds_znc"]) == Decimal("18.00")
+    context = dashboard_context(period)
+    assert Decimal(context["stats"]["revenue_znc"]) == expected
+    charts = {chart["key"]: chart for chart in context["charts"]}
+    assert charts["revenue"]["total"] == expected and charts["purchases"]["total"] == 3
+    window = selectors.period_window(period)
+    assert sales(start=window[1], end=window[2])[None] == {"revenue": expected, "purchases": 3}

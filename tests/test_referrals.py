@@ -7,13 +7,13 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from accounts.services import user_admin_update
 from audit.models import AuditLog
 from currency.models import Transaction, TransactionType
 from notifications.models import Notification, NotificationKind
 from payments.deposits import deposit_mock
 from referrals.models import ReferralBonus
 from referrals.services import referral_bonus_amount
+from staff.services import user_admin_update
 from tests.concurrency import run_concurrently
 from tests.factories import UserFactory, fund
 from tests.payments_support import pay, start_payment

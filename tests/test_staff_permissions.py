@@ -240,7 +240,8 @@ def test_staff_cannot_grant_themselves_rights_in_the_admin(client):
     assert page.status_code == 200
     html = page.content.decode()
     assert 'name="is_superuser"' not in html and 'name="user_permissions"' not in html
-    assert 'name="is_active"' not in html  # nobody deactivates themselves
+    # Nobody deactivates themselves: the accounts service refuses it (a form error, nothing
+    # written); tests/test_admin.py::test_staff_cannot_deactivate_themselves_in_the_admin.
 
 
 # --- the admin uses the same codenames --------------------------------------------------------

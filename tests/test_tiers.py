@@ -11,9 +11,9 @@ from django.test import Client
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
-from accounts.services import user_admin_update
 from accounts.throttling import rate_limit_bans, tier_limit
 from audit.models import AuditLog
+from staff.services import user_admin_update
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

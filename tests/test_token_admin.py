@@ -230,3 +230,28 @@ def test_non_staff_is_sent_to_login(client, tokens_by_state):
     client.force_login(UserFactory())
     response = client.get(CHANGELIST)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_auto_renew_on_a_revoked_token_is_refused_by_the_renewals_service(admin_client, tokens_by_state):
+    token = tokens_by_state["revoked"]
+    response = admin_client.post(change_url(token), {"auto_renew": "on", "_save": "Save"}, follow=True)
+    assert response.status_code == 200
+    assert "This token is revoked or expired." in [str(m) for m in response.context["messages"]]
+    token.refresh_from_db()
+    assert token.auto_renew is False
+    assert not AuditLog.objects.filter(action__in=["admin.token_update", "token.auto_renew"]).exists()
+
+
+def test_admin_auto_renew_is_audited_as_staff(admin_client, superuser, tokens_by_state):
+    token = tokens_by_state["not_activated"]
+    assert admin_client.post(change_url(token), {"auto_renew": "on", "_save": "Save"}).status_code == 302
+    token.refresh_from_db()
+    assert token.auto_renew is True
+    [entry] = AuditLog.objects.filter(action="admin.token_update")
+    assert entry.actor == superuser
+    assert {key: entry.details[key] for key in ("prefix", "auto_renew", "owner_id", "by")} == {
+        "prefix": token.prefix,
+        "auto_renew": True,
+        "owner_id": token.user_id,
+        "by": superuser.username,
+    }

@@ -273,3 +273,47 @@ def test_token_price_rejects_non_durations(bad):
 
     with pytest.raises(InvalidInput):
         services.token_price(bad)
+
+
+def test_active_token_means_the_same_everywhere(client):
+    """Issue 15: one meaning of "active token" (AccessTokenQuerySet.active: activated, not
+    expired, not revoked), the same set in the customer API, the dashboard, usage analytics,
+    the staff API (list and per-user count) and the admin's state filter (the gauge counts
+    `active()` too: tests of monitoring)."""
+    from rest_framework.test import APIClient
+
+    from analytics.selectors import usage_for_user
+
+    owner = UserFactory()
+    fund(owner, "200")
+    waiting = services.token_purchase(user=owner, duration_hours=24).token
+    active = services.token_activate(token=services.token_purchase(user=owner, duration_hours=24).token)
+    also_active = services.token_activate(token=services.token_purchase(user=owner, duration_hours=1).token)
+    expired = services.token_activate(
+        token=services.token_purchase(user=owner, duration_hours=1).token,
+        now=timezone.now() - timedelta(hours=2),
+    )
+    revoked = services.token_activate(token=services.token_purchase(user=owner, duration_hours=24).token)
+    services.token_revoke(token_id=revoked.pk, owner=owner, actor=owner)
+    services.tokens_expire_due()
+    expected = {active.pk, also_active.pk}
+    assert set(AccessToken.objects.active().values_list("pk", flat=True)) == expected
+    assert {waiting.pk, expired.pk, revoked.pk}.isdisjoint(expected)
+
+    api = APIClient()
+    api.force_authenticate(owner)
+    mine = api.get("/api/v1/tokens/my-tokens", {"active_only": "true"}).json()["results"]
+    assert {row["id"] for row in mine} == expected
+    assert usage_for_user(user=owner, period="day")["active_tokens"] == len(expected)
+    client.force_login(owner)
+    assert {t.pk for t in client.get("/account/").context["active_tokens"]} == expected
+
+    staff = UserFactory(is_staff=True, is_superuser=True, language="en")
+    api.force_authenticate(staff)
+    listed = api.get("/api/v1/admin/tokens", {"user_id": owner.pk, "active_only": "true"}).json()["results"]
+    assert {row["id"] for row in listed} == expected
+    [row] = api.get("/api/v1/admin/users", {"search": owner.username}).json()["results"]
+    assert (row["tokens_active"], row["tokens_usable"]) == (len(expected), len(expected) + 1)  # + waiting
+    client.force_login(staff)
+    changelist = client.get("/admin/tokens/accesstoken/", {"state": "active"})
+    assert {t.pk for t in changelist.context["cl"].result_list} == expected

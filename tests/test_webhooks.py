@@ -544,3 +544,7 @@ def test_admin_pages_and_reenabling_an_endpoint(user, client):
     assert endpoint.is_active and endpoint.failing_since is None and endpoint.consecutive_failures == 0
     assert endpoint.disabled_at is None and endpoint.disabled_reason == ""
     assert endpoint.url == PUBLIC_URL  # read-only fields are untouched
+    # Through webhooks.services.webhook_endpoint_set_active: audited as a staff change.
+    [entry] = AuditLog.objects.filter(action="admin.webhook_update")
+    assert entry.actor == staff and entry.resource_id == str(endpoint.pk)
+    assert entry.details["is_active"] is True and entry.details["owner_id"] == user.pk

@@ -2,16 +2,17 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.templatetags.pages import money
-from audit.services import audit_record, request_origin
 from tokens.models import REVOKE_PERMISSION, AccessToken, TokenState
 from tokens.services import token_revoke
 from zenzefi.admin_search import IndexedSearchAdmin
 from zenzefi.errors import ApplicationError, Conflict
+from zenzefi.page_errors import page_error_message
 
 
 class TokenStateFilter(admin.SimpleListFilter):
@@ -55,7 +56,6 @@ class DurationFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.register(AccessToken)
 class AccessTokenAdmin(IndexedSearchAdmin):
     """Tokens are changed by services only: no add, no delete, no raw edits (except `auto_renew`).
     The digest is never shown; revoking goes through `token_revoke` (with or without refund)."""
@@ -117,18 +117,19 @@ class AccessTokenAdmin(IndexedSearchAdmin):
         return request.user.has_perm(REVOKE_PERMISSION)
 
     def save_model(self, request, obj, form, change):
-        # Only `auto_renew` is editable: save that column alone, so a concurrent revoke or
-        # activation is never overwritten by the stale values loaded with the form.
-        if "auto_renew" in form.changed_data:
-            obj.save(update_fields=["auto_renew"])
-            audit_record(
-                action="admin.token_update",
-                actor=request.user,
-                resource_type="token",
-                resource_id=obj.pk,
-                details={"prefix": obj.prefix, "auto_renew": obj.auto_renew, "owner_id": obj.user_id},
-                **request_origin(request),
-            )
+        # Only `auto_renew` is editable, and only through the renewals service, which sits above
+        # tokens: the admin registered for AccessToken is `renewals.admin.TokenAdmin`, which
+        # implements this. Here nothing is ever written directly.
+        raise NotImplementedError("AccessToken changes go through renewals.admin.TokenAdmin")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The service's refusal rolls the admin's save back (its transaction) and is shown as an
+        # error message on the change page again, instead of a 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            self.message_user(request, page_error_message(exc), messages.ERROR)
+            return redirect(request.get_full_path())
 
     @admin.action(description=gettext_lazy("Revoke with refund"), permissions=["revoke"])
     def revoke_with_refund(self, request, queryset):

@@ -66,7 +66,10 @@ class MyTokensView(ListAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "active_only", bool, required=False, description="Only tokens neither revoked nor expired."
+                "active_only",
+                bool,
+                required=False,
+                description="Only active tokens: activated, not expired, not revoked.",
             )
         ]
     )

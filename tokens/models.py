@@ -32,16 +32,22 @@ def token_digest(plaintext: str) -> str:
 class AccessTokenQuerySet(models.QuerySet):
     def active(self, now=None):
         """THE meaning of "active token" everywhere (customer dashboard, admin filter, REST
-        `active_only`, analytics `active_tokens`, `active_tokens_gauge`): activated, not
-        expired, not revoked. A bought token waiting for its first use is "not activated"."""
+        `active_only`, analytics `active_tokens`, the staff user list's `tokens_active`,
+        `active_tokens_gauge`): activated, not expired, not revoked (`TokenState.ACTIVE`).
+        A bought token waiting for its first use is "not activated"; "active or waiting" is
+        `usable()`, named so. `expired_at IS NULL` adds nothing to the meaning (a running token
+        is never marked expired) but lets PostgreSQL use the partial running-tokens index."""
         now = now or timezone.now()
-        return self.filter(activated_at__isnull=False, revoked_at__isnull=True, expires_at__gt=now)
+        return self.filter(
+            activated_at__isnull=False, revoked_at__isnull=True, expired_at__isnull=True, expires_at__gt=now
+        )
 
     def not_activated(self):
         return self.filter(activated_at__isnull=True, revoked_at__isnull=True)
 
     def usable(self, now=None):
-        """Not revoked and not expired (activated or not yet)."""
+        """Not revoked and not expired, activated or not yet: what can still be used (and
+        revoked with a refund, or switched to auto-renewal). Not "active" (see `active`)."""
         now = now or timezone.now()
         return self.filter(revoked_at__isnull=True).filter(
             models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)

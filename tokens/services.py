@@ -21,7 +21,6 @@ from tokens.events import token_event_emit, token_events_emit
 from tokens.metrics import token_purchases_total
 from tokens.models import AccessToken, Scope, token_digest
 from zenzefi.errors import Conflict, InvalidInput, NotFound
-from zenzefi.metrics import znc_revenue_total
 from zenzefi.money import to_money, to_money_down
 
 
@@ -106,7 +105,6 @@ def token_purchase(
 
     def count():
         token_purchases_total.labels(duration_hours=str(duration_hours)).inc()
-        znc_revenue_total.inc(float(price))
 
     transaction.on_commit(count)
     # Outbox: the delivery rows are written in this transaction; only the enqueue waits.

@@ -40,11 +40,12 @@ class WebhookEndpointAdmin(IndexedSearchAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        if change and "is_active" in form.changed_data and obj.is_active:
-            # Re-enabled by staff: the failure clock starts again.
-            obj.failing_since, obj.consecutive_failures = None, 0
-            obj.disabled_at, obj.disabled_reason = None, ""
-        super().save_model(request, obj, form, change)
+        # Only `is_active` is editable: through the service (re-enabling restarts the failure
+        # clock; audited), one row UPDATE, never the stale form values of the other columns.
+        if change and "is_active" in form.changed_data:
+            services.webhook_endpoint_set_active(
+                endpoint_id=obj.pk, is_active=obj.is_active, actor=request.user, request=request
+            )
 
 
 class WebhookAttemptInline(admin.TabularInline):

@@ -90,6 +90,38 @@ def webhook_endpoint_delete(*, user, endpoint_id: int, request=None) -> None:
     endpoint.delete()
 
 
+@transaction.atomic
+def webhook_endpoint_set_active(*, endpoint_id: int, is_active: bool, actor, request=None) -> WebhookEndpoint:
+    """Staff disable or re-enable an endpoint (the admin). Re-enabling starts the failure clock
+    again (the auto-disable rule counts from `failing_since`). Audited as `admin.webhook_update`;
+    no change, no write."""
+    endpoint = WebhookEndpoint.objects.select_for_update(of=("self",)).filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFound("Webhook endpoint not found.", code="webhook_not_found")
+    if endpoint.is_active == is_active:
+        return endpoint
+    values: dict[str, Any] = {"is_active": is_active}
+    if is_active:
+        values.update(failing_since=None, consecutive_failures=0, disabled_at=None, disabled_reason="")
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(**values)
+    for name, value in values.items():
+        setattr(endpoint, name, value)
+    audit_record(
+        action="admin.webhook_update",
+        actor=actor,
+        resource_type="webhook_endpoint",
+        resource_id=endpoint.pk,
+        details={
+            "url": endpoint.url,
+            "is_active": is_active,
+            "owner_id": endpoint.user_id,
+            "by": actor.username,
+        },
+        **request_origin(request),
+    )
+    return endpoint
+
+
 # --- Events ----------------------------------------------------------------------------------
 
 
