@@ -24,6 +24,7 @@ from accounts.serializers import (
 )
 from zenzefi.errors import InvalidInput
 from zenzefi.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
+from zenzefi.representation import represent
 from zenzefi.schema import api_errors
 
 
@@ -126,7 +127,7 @@ class MeView(APIView):
 
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
-        return Response(UserSerializer(request.user).data)
+        return Response(represent(UserSerializer, request.user))
 
     @extend_schema(
         request=MeUpdateSerializer,
