@@ -217,8 +217,7 @@ def _usage_context(request: HttpRequest) -> dict:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    user.refresh_from_db(fields=["balance"])
+    user = request.user  # read from the session in this request: its balance is current
     context = {
         # "Active" = activated, not expired, not revoked (AccessTokenQuerySet.active), as everywhere.
         "active_tokens": list(token_list(user=user, active_only=True)[:10]),
