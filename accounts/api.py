@@ -24,6 +24,7 @@ from accounts.serializers import (
     UserSerializer,
 )
 from zenzefi.errors import InvalidInput
+from zenzefi.representation import represent
 from zenzefi.schema import api_errors
 
 
@@ -126,7 +127,7 @@ class MeView(APIView):
 
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
-        return Response(UserSerializer(request.user).data)
+        return Response(represent(UserSerializer, request.user))
 
     @extend_schema(
         request=MeUpdateSerializer,

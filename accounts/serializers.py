@@ -4,6 +4,7 @@ from rest_framework import serializers
 from accounts import validators
 from accounts.models import Language, User
 from zenzefi.fields import StrictJSONMixin
+from zenzefi.representation import FlatReadMixin
 
 
 class RegisterSerializer(StrictJSONMixin, serializers.Serializer):
@@ -60,7 +61,7 @@ class TokenPairSerializer(serializers.Serializer):
     token_type = serializers.CharField()
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(FlatReadMixin, serializers.ModelSerializer):
     referred_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:

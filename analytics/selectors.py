@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -100,9 +101,59 @@ def proxy_traffic(
     return result
 
 
+@dataclass(frozen=True)
+class UsagePoint:
+    start: datetime
+    requests: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class UsageSeries:
+    period: str
+    start: datetime
+    end: datetime
+    step: timedelta
+    points: list[UsagePoint]
+
+    @property
+    def total_requests(self) -> int:
+        return sum(p.requests for p in self.points)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.bytes for p in self.points)
+
+
+# Usage per period, ONE definition for the customer's dashboard (`usage_series`) and
+# `GET analytics/usage` (`usage_for_user`): the period's window is `period_window` (the last 24
+# hours, 7 or 30 days up to now), its traffic is `proxy_traffic` (sessions started in the window,
+# with all their requests and bytes, flushed or still in the shared store). The dashboard's bars
+# split the same window by clock hour (day) or date (week, month) in UTC, as the staff dashboard's
+# do: the first and the last bar cover part of their hour or day, and the bars add up to the API's
+# totals.
+
+
+def usage_series(*, user, period: str | None, now: datetime | None = None) -> UsageSeries:
+    """A customer's proxy requests and bytes over the period, per hour (day) or per day (week,
+    month); buckets without traffic are zeros. Totals = `usage_for_user`'s for the same `now`."""
+    period, start, end = period_window(period, now=now)
+    trunc, slots = _buckets(period, start, end)
+    traffic = proxy_traffic(start=start, end=end, user=user, trunc=trunc)
+    points = [
+        UsagePoint(
+            start=slot,
+            requests=int(traffic.get(slot, {}).get("requests", 0)),
+            bytes=int(traffic.get(slot, {}).get("bytes", 0)),
+        )
+        for slot in slots
+    ]
+    return UsageSeries(period=period, start=start, end=end, step=slots[1] - slots[0], points=points)
+
+
 def usage_for_user(*, user, period: str | None, now: datetime | None = None) -> dict[str, Any]:
-    """A customer's proxy use over the period: sessions started in it count with all their
-    requests and bytes; `active_sessions` and `active_tokens` are as of now."""
+    """A customer's proxy use over the period (the definition above); `active_sessions` and
+    `active_tokens` are as of now."""
     period, start, end = period_window(period, now=now)
     sessions = ProxySession.objects.filter(user=user, started_at__gte=start, started_at__lte=end).aggregate(
         avg_duration=Avg(_session_duration()),

@@ -5,6 +5,7 @@ from currency.descriptions import describe, description_of
 from currency.models import Transaction
 from zenzefi.amounts import AmountField
 from zenzefi.fields import StrictJSONMixin
+from zenzefi.representation import FlatReadMixin
 
 
 class TransactionListSerializer(serializers.ListSerializer):
@@ -14,7 +15,7 @@ class TransactionListSerializer(serializers.ListSerializer):
         return super().to_representation(rows)
 
 
-class TransactionSerializer(serializers.ModelSerializer):
+class TransactionSerializer(FlatReadMixin, serializers.ModelSerializer):
     transaction_type = serializers.CharField(source="type", read_only=True)
     # Rendered now from `type` and `reference`, in the request's language (Accept-Language, else
     # English); the stored English text stays in the ledger.

@@ -13,25 +13,25 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse_lazy
 from django.utils import formats, timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy
 from django.views import i18n
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import charts, services
+from accounts import services
 from accounts.forms import ServicePasswordChangeForm, ServiceSetPasswordForm
 from accounts.page_forms import LoginForm, NotificationPreferencesForm, ProfileForm, SignupForm
 from accounts.ratelimits import ip_limit_check, ip_limit_count_attempt, ip_limit_count_failure
+from analytics import charts
+from analytics import selectors as usage
 from bundles.selectors import bundle_list
 from currency.selectors import transaction_list
-from portal import selectors
 from referrals.selectors import referral_stats
 from tokens.selectors import token_list
 from zenzefi.errors import ApplicationError, RateLimited
@@ -196,38 +196,19 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 def _usage_context(request: HttpRequest) -> dict:
     period = request.GET.get("period", "day")
-    if period not in selectors.USAGE_PERIODS:
+    if period not in usage.PERIODS:
         period = "day"
-    series = selectors.usage_series(user=request.user, period=period)
+    # The same usage as GET /api/v1/analytics/usage (analytics.selectors), in bars per hour or day.
+    series = usage.usage_series(user=request.user, period=period)
     # Every label names the date, and hours carry the zone (the axis said only "13:00" before).
     fmt = "DATETIME_FORMAT" if period == "day" else "DATE_FORMAT"
     labels = [formats.date_format(p.start, fmt) for p in series.points]
-    requests = [p.requests for p in series.points]
-    sizes = [p.bytes for p in series.points]
-    requests_chart = charts.bar_chart(
-        requests,
-        [
-            ngettext("%(when)s: %(count)s request", "%(when)s: %(count)s requests", count)
-            % {"when": label, "count": formats.number_format(count, force_grouping=True)}
-            for count, label in zip(requests, labels, strict=True)
-        ],
-        labels,
-        peak_label=formats.number_format(max(requests, default=0), force_grouping=True),
-    )
-    bytes_chart = charts.bar_chart(
-        sizes,
-        [f"{label}: {filesizeformat(size)}" for size, label in zip(sizes, labels, strict=True)],
-        labels,
-        peak_label=filesizeformat(max(sizes, default=0)),
-    )
+    requests_chart, bytes_chart = charts.usage_charts(series, labels)
     return {
         "usage": series,
         "usage_period": period,
         "usage_zone": timezone.get_current_timezone_name(),
-        "usage_axis": (
-            labels[0],
-            formats.date_format(series.end if period == "day" else series.points[-1].start, fmt),
-        ),
+        "usage_axis": (labels[0], formats.date_format(series.end, fmt)),
         "usage_periods": USAGE_PERIOD_LABELS.items(),
         "requests_chart": requests_chart,
         "bytes_chart": bytes_chart,
@@ -236,8 +217,7 @@ def _usage_context(request: HttpRequest) -> dict:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    user.refresh_from_db(fields=["balance"])
+    user = request.user  # read from the session in this request: its balance is current
     context = {
         # "Active" = activated, not expired, not revoked (AccessTokenQuerySet.active), as everywhere.
         "active_tokens": list(token_list(user=user, active_only=True)[:10]),

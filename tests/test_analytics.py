@@ -210,3 +210,57 @@ def test_admin_dashboard_needs_staff(dataset, client):
     client.force_login(dataset)
     response = client.get("/admin/analytics/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+# --- one definition of usage per period: the dashboard page and the API ---------------------
+
+
+@pytest.mark.parametrize("period,bars", [("day", 25), ("week", 8), ("month", 31)])
+def test_dashboard_and_usage_api_show_the_same_usage(dataset, period, bars):
+    """The dashboard's chart and `GET analytics/usage` count the same sessions over the same
+    window (analytics.selectors): the bars add up to the API's totals, flushed or not yet
+    flushed traffic alike, and the page shows those totals."""
+    from django.test import Client
+
+    from proxy.state import counters_key, get_state
+
+    open_session = ProxySession.objects.get(user=dataset, ended_at__isnull=True)
+    state = get_state()
+    # 7 requests and 70 bytes of the open session are still only in the shared store.
+    unflushed = {"n": 20 + 7, "bi": 50 + 70, "bo": 450}
+    if hasattr(state.kv, "client"):  # Redis: a hash of absolute totals
+        state.kv.client.hset(
+            state.kv.full_key(counters_key(open_session.key)),
+            mapping={k: str(v) for k, v in unflushed.items()},
+        )
+    else:  # the embedded default's cache-backed store
+        state.kv.set(counters_key(open_session.key), {**unflushed, "ls": NOW.timestamp()}, 3600)
+    api = APIClient()
+    api.force_authenticate(dataset)
+    usage = get(api, USAGE, period=period).json()
+    User.objects.filter(pk=dataset.pk).update(language="en")
+    page = Client()
+    page.force_login(dataset)
+    response = get(page, "/account/", period=period)
+    series = response.context["usage"]
+    assert len(response.context["requests_chart"].bars) == len(series.points) == bars
+    assert series.total_requests == usage["total_requests"] == {"day": 127, "week": 427, "month": 434}[period]
+    assert series.total_bytes == usage["total_bytes_transferred"]
+    assert sum(bar.value for bar in response.context["bytes_chart"].bars) == usage["total_bytes_transferred"]
+    assert (series.start.isoformat(), series.end.isoformat()) == (
+        usage["start_time"].replace("Z", "+00:00"),
+        usage["end_time"].replace("Z", "+00:00"),
+    )
+    assert f"{usage['total_requests']} requests" in response.content.decode()
+
+
+def test_svg_bars_are_drawn_in_python_with_escaped_tooltips():
+    from analytics.charts import bar_chart
+
+    chart = bar_chart([0, 5, 10], ["a", "<b>&", "c"], ["x", "y", "z"], peak_label="10")
+    assert [bar.height for bar in chart.bars] == [1.0, 68.0, 136.0]
+    assert chart.svg_bars == (
+        '<rect x="1.0" y="139.0" width="198.0" height="1.0"><title>a</title></rect>'
+        '<rect x="201.0" y="72.0" width="198.0" height="68.0"><title>&lt;b&gt;&amp;</title></rect>'
+        '<rect x="401.0" y="4.0" width="198.0" height="136.0"><title>c</title></rect>'
+    )

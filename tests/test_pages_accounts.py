@@ -341,7 +341,9 @@ def test_dashboard_shows_time_left_of_an_activated_token(logged_in, user):
     assert re.search(r"21\xa0hours, 59\xa0minutes left|22\xa0hours left", body)
 
 
-@pytest.mark.parametrize("period,bars", [("day", 24), ("week", 7), ("month", 30), ("bogus", 24)])
+# The last 24 hours / 7 / 30 days up to now, one bar per clock hour or date (UTC) they touch
+# (analytics.selectors: the same window as GET analytics/usage).
+@pytest.mark.parametrize("period,bars", [("day", 25), ("week", 8), ("month", 31), ("bogus", 25)])
 def test_dashboard_usage_chart_periods(logged_in, user, period, bars):
     response = logged_in.get("/account/", {"period": period})
     assert response.status_code == 200

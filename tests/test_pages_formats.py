@@ -54,9 +54,9 @@ def test_pages_show_dates_in_that_form(language):
 @pytest.mark.parametrize(
     "language,period,expected",
     [
-        ("en", "day", "One bar per hour, from 30 Nov 2026, 14:00 UTC to 1 Dec 2026, 14:00 UTC."),
-        ("en", "week", "One bar per day (UTC), from 25 Nov 2026 to 1 Dec 2026."),
-        ("ru", "day", "Один столбец — один час, с 30 ноября 2026, 14:00 UTC по 1 декабря 2026, 14:00 UTC."),
+        ("en", "day", "One bar per hour, from 30 Nov 2026, 13:00 UTC to 1 Dec 2026, 13:31 UTC."),
+        ("en", "week", "One bar per day (UTC), from 24 Nov 2026 to 1 Dec 2026."),
+        ("ru", "day", "Один столбец — один час, с 30 ноября 2026, 13:00 UTC по 1 декабря 2026, 13:31 UTC."),
     ],
 )
 def test_usage_chart_axis_names_dates_and_zone(language, period, expected):

@@ -1,4 +1,4 @@
-"""The API throttle's store round trip (zenzefi/throttling.py): the ban check and the window count are
+"""The API throttle's store round trip (accounts/throttling.py): the ban check and the window count are
 one pipelined Redis call per request, and a request refused by a ban is not counted in the window, so
 when a ban ends mid-window the caller gets the window's full allowance (as before the pipelining)."""
 

@@ -12,7 +12,7 @@ By prefix (the owner writes them):
   marker (`proxy.admission`); `pxck:` `pxenter:` browser mode's cookie sessions and one-time entry
   codes (`proxy.browser`);
 - `rl:` the REST API throttle: window counters, repeat-offender streaks, bans and their index
-  (`zenzefi.throttling`);
+  (`accounts.throttling`);
 - `health:` `gauges:` `backups:` the last health check, the gauges' figures, the last backup
   (`monitoring`, `backups`);
 - `payments:` the refused-callback audit marker, once per IP and minute (`payments.services`).
@@ -71,7 +71,7 @@ def proxy_entry_key(code: str) -> str:
     return f"pxenter:{code}"
 
 
-# --- the REST API throttle (zenzefi.throttling) --------------------------------------------------
+# --- the REST API throttle (accounts.throttling) --------------------------------------------------
 
 RATE_BAN_INDEX_KEY = "rl:bans"  # the bans in force, for staff: {key: {"until", "tier"}}
 
