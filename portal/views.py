@@ -221,6 +221,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         # "Active" = activated, not expired, not revoked (AccessTokenQuerySet.active), as everywhere.
         "active_tokens": list(token_list(user=user, active_only=True)[:10]),
+        # The count of all of them: the list above shows the first 10 only.
+        "active_token_count": token_list(user=user, active_only=True).count(),
         "waiting_tokens": list(token_list(user=user).not_activated()[:10]),
         "recent_transactions": list(transaction_list(user=user)[:5]),
         **_usage_context(request),

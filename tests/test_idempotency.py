@@ -1,12 +1,11 @@
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from currency.models import Transaction
 from idempotency.models import IdempotencyRecord
+from tests.concurrency import run_threads
 from tests.factories import UserFactory
 from tests.test_currency_api import MOCK, assert_error
 
@@ -68,23 +67,13 @@ def test_failed_request_is_not_remembered(auth_client, user):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_same_key_charges_once(requires_postgres):
     user = UserFactory()
-    statuses: list[int] = []
-    barrier = threading.Barrier(8)
 
     def call():
         client = APIClient()
         client.force_authenticate(user)
-        try:
-            barrier.wait()
-            statuses.append(post(client, {"amount": "10"}, "race").status_code)
-        finally:
-            connection.close()
+        return post(client, {"amount": "10"}, "race").status_code
 
-    threads = [threading.Thread(target=call) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    statuses = run_threads(8, call)
     assert statuses == [200] * 8
     user.refresh_from_db()
     assert user.balance == Decimal("10.00")

@@ -11,6 +11,7 @@ from notifications import services
 from notifications.models import EmailStatus, Notification, NotificationKind
 from notifications.tasks import notify_expiring_tokens, notify_low_balance, send_notification_email
 from tests import jobs_support
+from tests.concurrency import run_concurrently
 from tests.factories import UserFactory, fund
 from tokens import services as token_services
 from webhooks.models import WebhookDelivery
@@ -350,38 +351,19 @@ def test_a_renewed_token_is_announced_again_for_its_new_expiry(django_capture_on
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_runs_notify_once(requires_postgres):
-    import threading
-
-    from django.db import connection
-
     low = UserFactory(language="en")
     fund(low, "5")
     expiring_owner = UserFactory(language="en")
     running_token(expiring_owner, hours=12)
     mail.outbox = []  # (the purchases above made none; be explicit)
-    barrier = threading.Barrier(4)
-    errors = []
-
-    def worker(job):
-        try:
-            barrier.wait(5)
-            job()
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
     jobs = (
         services.notify_low_balance,
         services.notify_low_balance,
         services.notify_expiring_tokens,
         services.notify_expiring_tokens,
     )
-    threads = [threading.Thread(target=worker, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = run_concurrently(list(jobs))
+    errors = [r for r in results if isinstance(r, Exception)]
     assert errors == []
     assert Notification.objects.filter(kind=NotificationKind.BALANCE_LOW).count() == 1
     assert Notification.objects.filter(kind=NotificationKind.TOKEN_EXPIRING).count() == 1

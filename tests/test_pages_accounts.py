@@ -341,6 +341,17 @@ def test_dashboard_shows_time_left_of_an_activated_token(logged_in, user):
     assert re.search(r"21\xa0hours, 59\xa0minutes left|22\xa0hours left", body)
 
 
+def test_dashboard_counts_every_active_token_not_only_the_listed_ten(logged_in, user):
+    from tokens.services import token_activate
+
+    fund(user, "1000")
+    for _ in range(12):
+        token_activate(token=token_purchase(user=user, duration_hours=24).token)
+    token_purchase(user=user, duration_hours=24)  # waiting: not active
+    body = text(logged_in.get("/account/"))
+    assert '<p class="stat-value" data-testid="active-token-count">12</p>' in body
+
+
 # The last 24 hours / 7 / 30 days up to now, one bar per clock hour or date (UTC) they touch
 # (analytics.selectors: the same window as GET analytics/usage).
 @pytest.mark.parametrize("period,bars", [("day", 25), ("week", 8), ("month", 31), ("bogus", 25)])

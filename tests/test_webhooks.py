@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditLog
 from tests import jobs_support
+from tests.concurrency import run_threads
 from tests.factories import UserFactory, fund
 from tokens import services as token_services
 from webhooks import services, signing
@@ -487,10 +488,6 @@ def test_lost_deliveries_are_queued_again(user, local_endpoint, receiver, celery
 @pytest.mark.django_db(transaction=True)
 @override_settings(WEBHOOK_ALLOWED_HOSTS=["127.0.0.1"])
 def test_concurrent_attempts_send_once(requires_postgres, receiver):
-    import threading
-
-    from django.db import connection
-
     user = UserFactory()
     endpoint = services.webhook_endpoint_create(user=user, url=receiver.url, events=["balance.low"]).endpoint
     receiver.delay = 0.2  # keep the first attempt in flight while the others try
@@ -498,20 +495,8 @@ def test_concurrent_attempts_send_once(requires_postgres, receiver):
     delivery_id = WebhookDelivery.objects.create(
         endpoint=endpoint, event="balance.low", event_id="msg_race", payload={"type": "balance.low"}
     ).pk
-    barrier = threading.Barrier(4)
-
-    def attempt():
-        try:
-            barrier.wait(5)
-            services.webhook_delivery_attempt(delivery_id=delivery_id)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = run_threads(4, lambda: services.webhook_delivery_attempt(delivery_id=delivery_id))
+    assert [r for r in results if isinstance(r, Exception)] == []
     assert len(receiver.received) == 1
     assert WebhookAttempt.objects.filter(delivery_id=delivery_id).count() == 1
     assert WebhookDelivery.objects.get(pk=delivery_id).status == DeliveryStatus.SUCCEEDED
