@@ -6,10 +6,12 @@ same token (PostgreSQL)."""
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -211,13 +213,30 @@ def test_close_idle_sessions_query_count_is_flat(django_capture_on_commit_callba
     assert counts[10] == counts[200]
 
 
+def _counted(sessions, requests: int) -> None:
+    """Counters as the proxy writes them (`touch_many`: the increments and the session's mark in
+    the dirty set, one pipeline)."""
+    entries = [
+        {
+            "digest": f"digest-{s.pk}",
+            "record": {"sid": s.key, "dev": "dev"},
+            "ts": time.time(),
+            "n": requests,
+            "bi": 10,
+            "bo": 20,
+        }
+        for s in sessions
+    ]
+    async_to_sync(get_state().touch_many)(entries, 600)
+
+
 @pytest.mark.django_db
 def test_flush_counters_query_count_is_flat(django_capture_on_commit_callbacks):
     counts = {}
     for n in (10, 200):
         ProxySession.objects.all().delete()
         sessions = _sessions(n, idle=False)
-        _set_counters(sessions, 3)
+        _counted(sessions, 3)
         counts[n], updated = _count(
             proxy_services.sessions_flush_counters, django_capture_on_commit_callbacks
         )
@@ -225,6 +244,58 @@ def test_flush_counters_query_count_is_flat(django_capture_on_commit_callbacks):
         assert set(ProxySession.objects.values_list("request_count", flat=True)) == {3}
         assert proxy_services.sessions_flush_counters() == 0  # nothing changed: no write
     assert counts[10] == counts[200]
+
+
+@pytest.mark.django_db
+def test_flush_counters_writes_only_the_sessions_counted_since_the_last_flush():
+    """The proxy marks what it counts; a flush with nothing counted reads one empty set and no
+    session row, however many sessions are open (only the open-sessions gauge is queried)."""
+    sessions = _sessions(30, idle=False)
+    _counted(sessions, 2)
+    assert proxy_services.sessions_flush_counters(chunk_size=7) == 30
+    with CaptureQueriesContext(connection) as idle:
+        assert proxy_services.sessions_flush_counters() == 0
+    assert len(idle.captured_queries) == 1
+    assert idle.captured_queries[0]["sql"].upper().startswith("SELECT COUNT(")
+    # Two sessions counted again: only their rows are read and written.
+    _counted(sessions[:2], 5)
+    assert proxy_services.sessions_flush_counters() == 2
+    rows = dict(ProxySession.objects.values_list("pk", "request_count"))
+    assert [rows[s.pk] for s in sessions[:3]] == [7, 7, 2]
+    # A session ended meanwhile (its final counters written by the close) is left alone.
+    ended = sessions[2]
+    ProxySession.objects.filter(pk=ended.pk).update(ended_at=timezone.now())
+    _counted([ended], 100)
+    assert proxy_services.sessions_flush_counters() == 0
+    assert ProxySession.objects.get(pk=ended.pk).request_count == 2
+
+
+@pytest.mark.django_db
+def test_flush_counters_puts_the_marks_back_when_a_chunk_fails(monkeypatch):
+    sessions = _sessions(5, idle=False)
+    _counted(sessions, 4)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(proxy_services, "_write_sessions", broken)
+    with pytest.raises(RuntimeError):
+        proxy_services.sessions_flush_counters()
+    monkeypatch.undo()
+    assert proxy_services.sessions_flush_counters() == 5
+    assert set(ProxySession.objects.values_list("request_count", flat=True)) == {4}
+
+
+@pytest.mark.django_db
+def test_flush_never_lowers_a_counter_a_concurrent_run_wrote(requires_postgres):
+    """The kv holds absolute totals: a flush that read older totals than what is already in the
+    row (a slower concurrent run) leaves the row's larger values (PostgreSQL's UPDATE)."""
+    (session,) = _sessions(1, idle=False)
+    ProxySession.objects.filter(pk=session.pk).update(request_count=9, bytes_in=90)
+    session.request_count, session.bytes_in = 3, 30
+    proxy_services._write_sessions([session], ["request_count", "bytes_in"])
+    session.refresh_from_db()
+    assert (session.request_count, session.bytes_in) == (9, 90)
 
 
 @pytest.mark.django_db
