@@ -491,3 +491,36 @@ def test_counters_many_reads_each_session_like_counters():
     assert state.counters_many(sids)[0]["n"] == 4
     assert state.counters_many(sids)[2:] == [None, None]
     assert state.counters_many([]) == []
+
+
+@pytest.mark.django_db
+def test_expiring_soon_marks_announced_tokens_and_a_rerun_reads_only_unmarked_ones(
+    django_capture_on_commit_callbacks, queued
+):
+    """The watermark: an announced token is marked for its current expiry, and the rerun decides
+    from the mark (a deleted notice is not sent again); a token announced before the mark existed
+    is marked without a second notice; a moved expiry (renewal) differs from the mark: announced
+    again for the new expiry."""
+    users = _owners(2)
+    tokens = _tokens(users, 6, activated_ago=timedelta(hours=12))
+    old = tokens[5]
+    now = timezone.now()
+    # Announced before the watermark existed: its notice is there, its mark is not.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.notify_expiring_tokens(now=now, chunk_size=4) == [t.pk for t in tokens]
+    marked = dict(AccessToken.objects.values_list("pk", "expiring_notified_for"))
+    assert all(marked[t.pk] == t.expires_at for t in tokens)
+    AccessToken.objects.filter(pk=old.pk).update(expiring_notified_for=None)
+    Notification.objects.filter(context__token_id=tokens[0].pk).delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.notify_expiring_tokens(now=now, chunk_size=4) == []
+    assert AccessToken.objects.get(pk=old.pk).expiring_notified_for == old.expires_at
+    assert Notification.objects.filter(context__token_id=old.pk).count() == 1
+    assert not Notification.objects.filter(context__token_id=tokens[0].pk).exists()
+    # The expiry moves (as a renewal moves it): announced again.
+    moved = tokens[1]
+    AccessToken.objects.filter(pk=moved.pk).update(expires_at=moved.expires_at + timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.notify_expiring_tokens(now=now, chunk_size=4) == [moved.pk]
+    assert Notification.objects.filter(context__token_id=moved.pk).count() == 2
+    assert len(queued["emails"]) == 7

@@ -267,7 +267,7 @@ def reset_for(job: str, c: dict) -> None:
             for k in keys:
                 pipe.hset(kv.full_key(f"pxs:{k}"), mapping={"n": 5000, "bi": 1, "bo": 2, "ls": now})
             pipe.execute()
-        del state
+        state.mark_dirty(keys)  # as the proxy marks what it counts
     elif job == "audit retention":
         _exec(
             "INSERT INTO audit_auditlog (action, resource_type, resource_id, details, ip, user_agent, suspicious,"
