@@ -524,3 +524,27 @@ def test_expiring_soon_marks_announced_tokens_and_a_rerun_reads_only_unmarked_on
         assert notifications.notify_expiring_tokens(now=now, chunk_size=4) == [moved.pk]
     assert Notification.objects.filter(context__token_id=moved.pk).count() == 2
     assert len(queued["emails"]) == 7
+
+
+@pytest.mark.django_db
+def test_webhook_endpoint_changelist_reads_the_page_then_its_owners(client):
+    """The endpoints' owners come in a second query by primary key for the page's rows: joined,
+    PostgreSQL hashed every user before sorting and cutting the page. The query count does not
+    grow with the rows shown."""
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    counts = {}
+    for n in (3, 30):
+        WebhookEndpoint.objects.all().delete()
+        owners = _owners(n)
+        url = "/admin/webhooks/webhookendpoint/?is_active__exact=1"
+        client.get(url)
+        with CaptureQueriesContext(connection) as ctx:
+            page = client.get(url).content.decode()
+        assert all(owner.username in page for owner in owners)
+        counts[n] = len(ctx.captured_queries)
+        endpoint_rows = [
+            q["sql"] for q in ctx.captured_queries if 'FROM "webhooks_webhookendpoint"' in q["sql"]
+        ]
+        assert endpoint_rows and not any("accounts_user" in sql for sql in endpoint_rows)
+    assert counts[3] == counts[30]
