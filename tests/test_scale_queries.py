@@ -548,3 +548,49 @@ def test_webhook_endpoint_changelist_reads_the_page_then_its_owners(client):
         ]
         assert endpoint_rows and not any("accounts_user" in sql for sql in endpoint_rows)
     assert counts[3] == counts[30]
+
+
+@pytest.mark.django_db
+def test_dashboard_reads_sessions_once_and_live_counters_per_chunk(client, monkeypatch):
+    """The admin dashboard groups the period's sessions once (its table's totals are the chart's
+    sum) and reads the open sessions' live counters with one kv call per chunk, not per session."""
+    from django.urls import reverse
+
+    from analytics import selectors
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    sessions = _sessions(30, idle=False)
+    _counted(sessions, 2)
+    state_class = type(get_state())
+    many = state_class.counters_many
+    calls = []
+
+    def counted_many(self, sids):
+        calls.append(len(sids))
+        return many(self, sids)
+
+    monkeypatch.setattr(state_class, "counters", lambda self, sid: pytest.fail("one kv read per session"))
+    monkeypatch.setattr(state_class, "counters_many", counted_many)
+    monkeypatch.setattr(selectors, "LIVE_CHUNK", 20)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(reverse("analytics-dashboard") + "?period=month")
+    assert response.status_code == 200
+    assert len([q for q in ctx.captured_queries if "proxy_proxysession" in q["sql"]]) == 2
+    assert calls == [20, 10]
+    stats = response.context["stats"]
+    assert (stats["total_proxy_requests"], stats["proxy_sessions"]) == (60, 30)
+    chart = next(c for c in response.context["charts"] if c["key"] == "proxy_requests")
+    assert chart["total"] == 60
+
+
+@pytest.mark.django_db
+def test_daily_buckets_of_sessions_have_expression_statistics(requires_postgres):
+    """PostgreSQL knows how many days the sessions' daily buckets span (CREATE STATISTICS on the
+    dashboard's exact expression): it hashes a month into ~30 groups instead of sorting it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_statisticsobjdef_expressions(oid)::text FROM pg_statistic_ext "
+            "WHERE stxname = 'session_started_day_stats'"
+        )
+        (expressions,) = cursor.fetchone()
+    assert "date_trunc('day'::text, (started_at AT TIME ZONE 'UTC'::text))" in expressions
