@@ -594,3 +594,36 @@ def test_daily_buckets_of_sessions_have_expression_statistics(requires_postgres)
         )
         (expressions,) = cursor.fetchone()
     assert "date_trunc('day'::text, (started_at AT TIME ZONE 'UTC'::text))" in expressions
+
+
+@pytest.mark.django_db
+def test_auto_renewal_queries_per_renewal_are_only_the_ledgers(django_capture_on_commit_callbacks, queued):
+    """Chunked renewal: locks, decisions, token and renewal rows, notices, webhooks and cache
+    entries per chunk; per renewal only the ledger's write (`balance_change`: lock, update,
+    transaction row, its audit entry) and the `token.renew` audit entry."""
+    from renewals.models import TokenRenewal
+    from renewals.services import tokens_renew_due
+
+    counts = {}
+    for n in (10, 20, 200):
+        TokenRenewal.objects.all().delete()
+        _clean()
+        users = _owners(5)
+        for user in users:
+            fund(user, "1000")
+        tokens = _tokens(users, n, activated_ago=timedelta(hours=23, minutes=30))
+        AccessToken.objects.filter(pk__in=[t.pk for t in tokens]).update(auto_renew=True)
+        with CaptureQueriesContext(connection) as ctx, django_capture_on_commit_callbacks(execute=True):
+            run = tokens_renew_due()
+        # Statements, without the savepoints of balance_change's nested atomic block (_shape
+        # drops them on SQLite).
+        savepoints = sum(q["sql"].startswith(("SAVEPOINT", "RELEASE")) for q in ctx.captured_queries)
+        counts[n] = _shape(ctx) - (savepoints if connection.vendor == "postgresql" else 0)
+        assert sorted(run.renewed) == sorted(t.pk for t in tokens)
+        assert TokenRenewal.objects.count() == n
+        assert Notification.objects.filter(kind=NotificationKind.AUTO_RENEW_DONE).count() == n
+        assert tokens_renew_due().renewed == []  # renewed: out of the window
+    per_renewal = (counts[200] - counts[20]) / 180
+    assert per_renewal == (counts[20] - counts[10]) / 10
+    assert per_renewal <= 5  # was ~19 one token at a time
+    assert counts[10] - 10 * per_renewal < 40  # the rest is per chunk
