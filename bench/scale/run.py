@@ -236,6 +236,11 @@ def reset_for(job: str, c: dict) -> None:
         _exec("DELETE FROM notifications_notification")
         _exec("DELETE FROM webhooks_webhookattempt")
         _exec("DELETE FROM webhooks_webhookdelivery")
+        if job == "token expiring soon":  # the watermark of announced expiries
+            _exec(
+                "UPDATE tokens_accesstoken SET expiring_notified_for = NULL WHERE expiring_notified_for IS NOT NULL"
+            )
+            _exec("VACUUM ANALYZE tokens_accesstoken")
         # As in production, where the keys are new: no dead index entries of the same keys
         # (each insert would visit them in the unique check).
         _exec("VACUUM ANALYZE notifications_notification")
