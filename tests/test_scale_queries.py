@@ -627,3 +627,15 @@ def test_auto_renewal_queries_per_renewal_are_only_the_ledgers(django_capture_on
     assert per_renewal == (counts[20] - counts[10]) / 10
     assert per_renewal <= 5  # was ~19 one token at a time
     assert counts[10] - 10 * per_renewal < 40  # the rest is per chunk
+
+
+@pytest.mark.django_db
+def test_token_digest_has_only_its_unique_index(requires_postgres):
+    """No `varchar_pattern_ops` twin on the digest (unused: every token write paid for it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'tokens_accesstoken'::regclass"
+        )
+        definitions = [row[0] for row in cursor.fetchall()]
+    on_digest = [d for d in definitions if "(digest" in d]
+    assert len(on_digest) == 1 and "UNIQUE" in on_digest[0]
