@@ -281,7 +281,7 @@ class CacheState:
         self.kv.delete(counters_key(sid))
 
     def counters_many(self, sids: list[str]) -> list[dict[str, Any] | None]:
-        return [self.counters(sid) for sid in sids]
+        return [self.kv.get(counters_key(sid)) for sid in sids]
 
     def drop_counters_many(self, sids: list[str]) -> None:
         for sid in sids:
