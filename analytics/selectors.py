@@ -85,19 +85,23 @@ def proxy_traffic(
         bucket_of = _hour if trunc is TruncHour else _day
     result = {row["bucket"]: {name: int(row[name]) for name in figures} for row in rows}
     state = get_state()
-    for key, started_at, requests, bytes_in, bytes_out in sessions.filter(ended_at__isnull=True).values_list(
+    open_sessions = sessions.filter(ended_at__isnull=True).values_list(
         "key", "started_at", "request_count", "bytes_in", "bytes_out"
-    ):
-        live = state.counters(key)
-        if not live:
-            continue
-        bucket = result.setdefault(
-            bucket_of(started_at) if bucket_of else None, {"requests": 0, "bytes": 0, "sessions": 0}
-        )
-        bucket["requests"] += max(0, int(live.get("n", 0)) - requests)
-        bucket["bytes"] += max(0, int(live.get("bi", 0)) - bytes_in) + max(
-            0, int(live.get("bo", 0)) - bytes_out
-        )
+    )
+    # The open sessions' live counters: one kv call per chunk, not one per session.
+    for chunk in _chunks(open_sessions, LIVE_CHUNK):
+        for (_key, started_at, requests, bytes_in, bytes_out), live in zip(
+            chunk, state.counters_many([row[0] for row in chunk]), strict=True
+        ):
+            if not live:
+                continue
+            bucket = result.setdefault(
+                bucket_of(started_at) if bucket_of else None, {"requests": 0, "bytes": 0, "sessions": 0}
+            )
+            bucket["requests"] += max(0, int(live.get("n", 0)) - requests)
+            bucket["bytes"] += max(0, int(live.get("bi", 0)) - bytes_in) + max(
+                0, int(live.get("bo", 0)) - bytes_out
+            )
     return result
 
 
@@ -151,6 +155,29 @@ def usage_series(*, user, period: str | None, now: datetime | None = None) -> Us
     return UsageSeries(period=period, start=start, end=end, step=slots[1] - slots[0], points=points)
 
 
+LIVE_CHUNK = 1000
+
+
+def _chunks(rows, size: int):
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def traffic_total(traffic: dict) -> dict[str, int]:
+    """The sum of `proxy_traffic`'s buckets (the whole window)."""
+    total = {"requests": 0, "bytes": 0, "sessions": 0}
+    for figures in traffic.values():
+        for name in total:
+            total[name] += figures.get(name, 0)
+    return total
+
+
 def usage_for_user(*, user, period: str | None, now: datetime | None = None) -> dict[str, Any]:
     """A customer's proxy use over the period (the definition above); `active_sessions` and
     `active_tokens` are as of now."""
@@ -171,17 +198,21 @@ def usage_for_user(*, user, period: str | None, now: datetime | None = None) -> 
     }
 
 
-def global_stats(*, period: str | None, now: datetime | None = None) -> dict[str, Any]:
+def global_stats(
+    *, period: str | None, now: datetime | None = None, traffic: dict | None = None
+) -> dict[str, Any]:
     """Platform figures over the period (staff). `revenue_znc` and `token_purchases` are
     `currency.selectors.sales` (tokens, bundles, renewals and gift codes; a bundle or a gift code
-    is one purchase), before refunds (`refunds_znc`); `tokens_sold` the tokens created."""
+    is one purchase), before refunds (`refunds_znc`); `tokens_sold` the tokens created.
+    `traffic`: the window's `proxy_traffic` already grouped (the dashboard reads sessions once for
+    its table and its chart)."""
     period, start, end = period_window(period, now=now)
     window = Q(created_at__gte=start, created_at__lte=end)
     sold = sales(start=start, end=end)[None]
     refunds = Transaction.objects.filter(window, type=TransactionType.REFUND).aggregate(
         refunds=Coalesce(Sum("amount"), Decimal("0"))
     )["refunds"]
-    traffic = proxy_traffic(start=start, end=end).get(None, {"requests": 0, "bytes": 0, "sessions": 0})
+    traffic = traffic_total(traffic if traffic is not None else proxy_traffic(start=start, end=end))
     return {
         "period": period,
         "start_time": start,
@@ -211,9 +242,20 @@ def _buckets(period: str, start: datetime, end: datetime) -> tuple[Any, list[dat
     return trunc, slots
 
 
-def global_series(*, period: str | None, now: datetime | None = None) -> dict[str, Any]:
+def series_traffic(*, period: str | None, now: datetime) -> dict:
+    """`proxy_traffic` of the period in the series' buckets (for `global_series` and, summed,
+    `global_stats`)."""
+    period, start, end = period_window(period, now=now)
+    trunc, _slots = _buckets(period, start, end)
+    return proxy_traffic(start=start, end=end, trunc=trunc)
+
+
+def global_series(
+    *, period: str | None, now: datetime | None = None, traffic: dict | None = None
+) -> dict[str, Any]:
     """The dashboard's bars: revenue, purchases, proxy requests and new users per hour (day) or
-    per day (week, month), grouped in the database."""
+    per day (week, month), grouped in the database. `traffic`: `series_traffic` of the same
+    period and moment, if already read."""
     period, start, end = period_window(period, now=now)
     trunc, slots = _buckets(period, start, end)
 
@@ -227,7 +269,8 @@ def global_series(*, period: str | None, now: datetime | None = None) -> dict[st
         return {row["bucket"]: row for row in rows}
 
     money = sales(start=start, end=end, trunc=trunc)
-    traffic = proxy_traffic(start=start, end=end, trunc=trunc)
+    if traffic is None:
+        traffic = proxy_traffic(start=start, end=end, trunc=trunc)
     users = grouped(
         get_user_model().objects.filter(date_joined__gte=start, date_joined__lte=end),
         "date_joined",

@@ -31,8 +31,10 @@ def _number(value) -> float | int:
 def dashboard_context(period: str) -> dict:
     """The dashboard's figures: `stats` (= global-stats) and `charts` whose totals add up to them."""
     now = timezone.now()  # one window for the table and the charts
-    stats = selectors.global_stats(period=period, now=now)
-    series = selectors.global_series(period=period, now=now)["series"]
+    # Proxy sessions are read once (grouped by the chart's buckets); the table's totals are their sum.
+    traffic = selectors.series_traffic(period=period, now=now)
+    stats = selectors.global_stats(period=period, now=now, traffic=traffic)
+    series = selectors.global_series(period=period, now=now, traffic=traffic)["series"]
     hourly = period == "day"
     labels = [point["bucket"].strftime("%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d") for point in series]
     charts = []

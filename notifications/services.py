@@ -22,8 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import BigIntegerField, CharField, Exists, Func, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone, translation
@@ -241,33 +240,6 @@ def token_expiring_dedupe_key(token) -> str:
 JOB_CHUNK_SIZE = 1000
 
 
-class _EpochSeconds(Func):
-    """Whole seconds since the epoch of a datetime column (what `int(dt.timestamp())` gives)."""
-
-    output_field = BigIntegerField()
-
-    def as_sql(self, compiler, connection, **extra):  # PostgreSQL (and the default)
-        return super().as_sql(
-            compiler, connection, template="FLOOR(EXTRACT(EPOCH FROM %(expressions)s))", **extra
-        )
-
-    def as_sqlite(self, compiler, connection, **extra):
-        return super().as_sql(
-            compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)", **extra
-        )
-
-
-def _token_expiring_key_expr():
-    """`token_expiring_dedupe_key` computed by the database (to exclude announced tokens in SQL)."""
-    return Concat(
-        Value(f"{NotificationKind.TOKEN_EXPIRING}:token:"),
-        Cast("pk", CharField()),
-        Value(":"),
-        Cast(_EpochSeconds("expires_at"), CharField()),
-        output_field=CharField(),
-    )
-
-
 def notifications_create_many(items: list[dict[str, Any]]) -> list[Notification]:
     """`notification_create` for many notifications at once (the jobs): one bulk insert, emails
     and webhook events queued after commit in batches. Each item: `user` (with email, language
@@ -375,9 +347,10 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
     within TOKEN_EXPIRING_NOTIFY_HOURS, once per token (and per expiry, should a renewal move
     it). Returns the ids of tokens notified now.
 
-    In chunks (keyset on expires_at, id): tokens already announced are excluded in SQL (their
-    dedupe key is computed by the database), the chunk's tokens are locked with SKIP LOCKED so
-    a concurrent run takes other ones, and each chunk is one bulk insert."""
+    In chunks (keyset on expires_at, id) of the tokens whose current expiry is not marked as
+    announced (the watermark `expiring_notified_for`: the expiry announced; the unique key stays the
+    guarantee of one notice per token and expiry), locked with SKIP LOCKED so a
+    concurrent run takes other ones; each chunk is one bulk insert and one update of the marks."""
     from django.db import connection
 
     from tokens.events import token_event_data
@@ -386,9 +359,6 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
     horizon = now + timedelta(hours=settings.TOKEN_EXPIRING_NOTIFY_HOURS)
     if connection.vendor == "postgresql":
         return _notify_expiring_tokens_pg(now, horizon, chunk_size)
-    # Only the unique key (it starts with the kind): an index probe or a hash anti-join, never a
-    # filter over every notification of the kind.
-    announced = Notification.objects.filter(dedupe_key=OuterRef("dedupe"))
     base = (
         AccessToken.objects.filter(
             activated_at__isnull=False,
@@ -398,8 +368,11 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
             expires_at__lte=horizon,
             user__is_active=True,
         )
-        .annotate(dedupe=_token_expiring_key_expr())
-        .exclude(Exists(announced))
+        .filter(
+            Q(expiring_notified_for__isnull=True)
+            | Q(expiring_notified_for__lt=F("expires_at"))
+            | Q(expiring_notified_for__gt=F("expires_at"))
+        )
         .select_related("user")
         .only(
             "pk",
@@ -450,7 +423,13 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
                         "webhook_data": partial(token_event_data, token),
                     }
                 )
+            # A token announced before the watermark existed: its key is taken, the insert of
+            # this chunk falls back to one per item, which skips it (rare, once).
             created = notifications_create_many(items)
+            # The watermark: these tokens' current expiry is announced (a rerun skips them).
+            AccessToken.objects.filter(pk__in=[t.pk for t in tokens]).update(
+                expiring_notified_for=F("expires_at")
+            )
         keys = {n.dedupe_key for n in created}
         notified.extend(t.pk for t in tokens if token_expiring_dedupe_key(t) in keys)
         if len(tokens) < chunk_size:
@@ -458,12 +437,17 @@ def notify_expiring_tokens(*, now: datetime | None = None, chunk_size: int = JOB
         after = (tokens[-1].expires_at, tokens[-1].pk)
 
 
-# One statement per chunk decides, in the database, which tokens are announced now: the chunk's
-# candidates (from the previous chunk's last expiry on, as a plain range the planner estimates well,
-# not yet announced: anti-join on the unique key, which also drops that instant's tokens) are
-# inserted as notifications with ON CONFLICT (dedupe_key) DO NOTHING, so a concurrent run that
-# takes the same tokens waits for this one's insert and then skips them (no row locks on tokens).
-# Every candidate comes back, with the notification's id and email status if it was inserted now.
+# One statement per chunk decides, in the database, which tokens are announced now. The chunk's
+# candidates are the running tokens in the window whose current expiry is not announced yet: the
+# watermark `expiring_notified_for` (the expiry last announced) differs from `expires_at`, the
+# predicate of the partial index token_unannounced_expiry_idx written exactly as the index has it
+# (so the planner proves it), so a rerun with nothing to do reads an empty range instead of probing
+# the dedupe key of every token in the window; keyset after the previous chunk's last
+# (expires_at, id). They are inserted as notifications with ON CONFLICT (dedupe_key) DO NOTHING (a
+# concurrent run that takes the same tokens waits for this one's insert, then skips them; a token
+# announced before the watermark existed is skipped the same way) and marked with the expiry
+# announced in the same statement (an expiry moved meanwhile, by a renewal, stays due). Every
+# candidate comes back, with the notification's id and email status if it was inserted now.
 # Mirrors `notifications_create_many` + `token_expiring_dedupe_key` + `email_language`.
 _EXPIRING_CHUNK_SQL = """
 WITH cand AS (
@@ -474,14 +458,12 @@ WITH cand AS (
            CASE WHEN u.language = ANY(%(languages)s) THEN u.language ELSE %(default_language)s END
                AS language
     FROM tokens_accesstoken t JOIN accounts_user u ON u.id = t.user_id
-    WHERE t.activated_at IS NOT NULL AND t.revoked_at IS NULL AND t.expired_at IS NULL
+    WHERE t.expired_at IS NULL AND t.revoked_at IS NULL
+      AND (t.expiring_notified_for IS NULL OR t.expiring_notified_for < t.expires_at
+           OR t.expiring_notified_for > t.expires_at)
+      AND t.activated_at IS NOT NULL
       AND t.expires_at > %(now)s AND t.expires_at <= %(horizon)s AND u.is_active
-      AND t.expires_at >= %(after_at)s
-      AND NOT EXISTS (
-          SELECT 1 FROM notifications_notification n
-          WHERE n.dedupe_key = %(kind)s || ':token:' || t.id::text || ':'
-              || FLOOR(EXTRACT(EPOCH FROM t.expires_at))::bigint::text
-      )
+      AND (t.expires_at, t.id) > (%(after_at)s, %(after_id)s)
     ORDER BY t.expires_at, t.id
     LIMIT %(limit)s
 ), ins AS (
@@ -505,8 +487,13 @@ WITH cand AS (
            CASE WHEN c.has_email AND NOT c.wanted THEN %(turned_off)s ELSE '' END,
            %(created_at)s
     FROM cand c
+    ORDER BY c.expires_at, c.id
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id, dedupe_key, email_status
+), marked AS (
+    UPDATE tokens_accesstoken t SET expiring_notified_for = c.expires_at
+    FROM cand c
+    WHERE t.id = c.id AND t.expires_at = c.expires_at
 )
 SELECT c.id, c.user_id, c.expires_at, ins.id, ins.email_status
 FROM cand c LEFT JOIN ins ON ins.dedupe_key = c.dedupe
@@ -533,12 +520,12 @@ def _notify_expiring_tokens_pg(now: datetime, horizon: datetime, chunk_size: int
         "turned_off": EMAIL_TURNED_OFF,
         "created_at": timezone.now(),
     }
-    after = datetime(1, 1, 1, tzinfo=UTC)
+    after = (datetime(1, 1, 1, tzinfo=UTC), 0)
     notified: list[int] = []
     while True:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute(_EXPIRING_CHUNK_SQL, {**params, "after_at": after})
+                cursor.execute(_EXPIRING_CHUNK_SQL, {**params, "after_at": after[0], "after_id": after[1]})
                 rows = cursor.fetchall()
             created = [(token_id, user_id, status) for token_id, user_id, _, nid, status in rows if nid]
             email_ids = [nid for _, _, _, nid, status in rows if nid and status == EmailStatus.PENDING]
@@ -550,7 +537,7 @@ def _notify_expiring_tokens_pg(now: datetime, horizon: datetime, chunk_size: int
         notified.extend(token_id for token_id, _, _ in created)
         if len(rows) < chunk_size:
             return notified
-        after = rows[-1][2]
+        after = (rows[-1][2], rows[-1][0])
 
 
 def notify_low_balance(*, now: datetime | None = None, chunk_size: int = JOB_CHUNK_SIZE) -> list[int]:

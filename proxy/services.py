@@ -94,22 +94,6 @@ JOB_CHUNK_SIZE = 1000
 COUNTER_FIELDS = ["request_count", "bytes_in", "bytes_out", "last_seen"]
 
 
-def _open_session_chunks(chunk_size: int, **filters):
-    """Open sessions in chunks of `chunk_size` (keyset on id; no default ordering, no COUNT)."""
-    last = 0
-    while True:
-        chunk = list(
-            ProxySession.objects.filter(ended_at__isnull=True, pk__gt=last, **filters)
-            .only("pk", "key", *COUNTER_FIELDS)
-            .order_by("pk")[:chunk_size]
-        )
-        if chunk:
-            yield chunk
-        if len(chunk) < chunk_size:
-            return
-        last = chunk[-1].pk
-
-
 def _write_sessions(sessions: list[ProxySession], fields: list[str]) -> None:
     """Write `fields` of many sessions in one statement. PostgreSQL: `UPDATE … FROM (VALUES …)`
     (Django's bulk_update builds one CASE per field with a branch per row: quadratic work for
@@ -128,7 +112,10 @@ def _write_sessions(sessions: list[ProxySession], fields: list[str]) -> None:
     }
     row = "(%s, " + ", ".join(f"%s::{types[f]}" for f in fields) + ")"
     values = ", ".join([row] * len(sessions))
-    assignments = ", ".join(f"{f} = v.{f}" for f in fields)
+    # The counters and "last seen" only grow: a slower concurrent writer never lowers them.
+    assignments = ", ".join(
+        f"{f} = GREATEST(s.{f}, v.{f})" if f in COUNTER_FIELDS else f"{f} = v.{f}" for f in fields
+    )
     params = [p for session in sessions for p in (session.pk, *(getattr(session, f) for f in fields))]
     with connection.cursor() as cursor:
         cursor.execute(
@@ -139,20 +126,41 @@ def _write_sessions(sessions: list[ProxySession], fields: list[str]) -> None:
 
 
 def sessions_flush_counters(*, chunk_size: int = JOB_CHUNK_SIZE) -> int:
-    """Write the kv counters of every open session into its row. Idempotent: the kv holds
-    absolute totals, so running it twice (or concurrently) writes the same numbers. Per chunk of
-    open sessions: one SELECT, one pipelined kv read, one bulk UPDATE of the rows that changed."""
+    """Write the kv counters of the sessions counted since the last flush into their rows.
+
+    The proxy marks a session in the kv's dirty set in the same pipeline as it counts
+    (`proxy.state`); per chunk of up to `chunk_size` marks the job pops them (SPOP: a concurrent
+    run takes others; a session counted again meanwhile is marked again), reads their open rows
+    (one SELECT by key), their counters (one kv call) and writes the rows that changed (one
+    UPDATE, never lowering a counter: the kv holds absolute totals). A run with nothing changed
+    reads one empty set. If a chunk fails, its marks are put back. Idempotent."""
     state = get_state()
     updated = 0
-    for chunk in _open_session_chunks(chunk_size):
-        changed = [
-            session
-            for session, counters in zip(chunk, state.counters_many([s.key for s in chunk]), strict=True)
-            if _apply_counters(session, counters)
-        ]
-        if changed:
-            _write_sessions(changed, COUNTER_FIELDS)
-            updated += len(changed)
+    while True:
+        sids = state.pop_dirty(chunk_size)
+        if not sids:
+            break
+        try:
+            sessions = list(
+                ProxySession.objects.filter(key__in=sids, ended_at__isnull=True)
+                .only("pk", "key", *COUNTER_FIELDS)
+                .order_by("pk")
+            )
+            changed = [
+                session
+                for session, counters in zip(
+                    sessions, state.counters_many([s.key for s in sessions]), strict=True
+                )
+                if _apply_counters(session, counters)
+            ]
+            if changed:
+                _write_sessions(changed, COUNTER_FIELDS)
+        except BaseException:
+            state.mark_dirty(sids)
+            raise
+        updated += len(changed)
+        if len(sids) < chunk_size:
+            break
     update_active_gauge()
     return updated
 

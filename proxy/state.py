@@ -6,6 +6,8 @@ Keys (under the kv prefix of `zenzefi.kv`):
   pxdev:{digest}            the active session: {"dev", "sid", "tid", "st", "ts"} (device, session
                             key, token id, started, last seen); older than SESSION_IDLE_MINUTES = idle
   pxs:{sid}                 the session's counters: n (requests), bi/bo (bytes in/out), ls (last seen)
+  pxdirty                   the set of session keys whose counters changed since the flush job last
+                            took them (added in the same pipeline as the counters; the job pops them)
   pxclaim:{digest}          short lock while one request starts a session
   pxconf:{digest}:{dev}     de-duplicates device-conflict audit entries
   pxck:{cookie id}          browser mode: cookie session id -> {"d": token digest, "dev": device}
@@ -30,6 +32,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from zenzefi.kv import CacheKV, RedisKV, get_kv
+from zenzefi.kvkeys import PROXY_DIRTY_KEY as DIRTY_KEY
 from zenzefi.kvkeys import proxy_counters_key as counters_key
 from zenzefi.kvkeys import proxy_device_key as device_key
 from zenzefi.kvkeys import proxy_inflight_key as inflight_key
@@ -153,6 +156,9 @@ class RedisState:
                     pipe.hincrby(key, field, e[field])
             pipe.hset(key, "ls", e["ts"])
             pipe.expire(key, COUNTERS_TTL)
+        if entries:
+            # In the same pipeline as the counters: the flush job writes only these sessions.
+            pipe.sadd(kv.full_key(DIRTY_KEY), *{e["record"]["sid"] for e in entries})
         await pipe.execute()
 
     # --- sync (services, jobs)
@@ -180,6 +186,19 @@ class RedisState:
     def drop_counters_many(self, sids: list[str]) -> None:
         if sids:
             self.kv.client.delete(*(self.kv.full_key(counters_key(sid)) for sid in sids))
+
+    def pop_dirty(self, count: int) -> list[str]:
+        """Take up to `count` sessions whose counters changed (SPOP: a concurrent flush takes
+        others; a session counted again after this is marked again)."""
+        return [
+            m.decode() if isinstance(m, bytes) else m
+            for m in self.kv.client.spop(self.kv.full_key(DIRTY_KEY), count)
+        ]
+
+    def mark_dirty(self, sids: list[str]) -> None:
+        """Mark sessions as changed (again: a flush that failed puts back what it took)."""
+        if sids:
+            self.kv.client.sadd(self.kv.full_key(DIRTY_KEY), *sids)
 
 
 class CacheState:
@@ -238,6 +257,7 @@ class CacheState:
                 counters[field] = counters.get(field, 0) + e[field]
             counters["ls"] = e["ts"]
             self.kv.set(key, counters, COUNTERS_TTL)
+        self.mark_dirty([e["record"]["sid"] for e in entries])
 
     async def touch_many(self, entries: list[dict], ttl: int) -> None:
         await sync_to_async(self._touch_many, thread_sensitive=False)(entries, ttl)
@@ -249,11 +269,30 @@ class CacheState:
         self.kv.delete(counters_key(sid))
 
     def counters_many(self, sids: list[str]) -> list[dict[str, Any] | None]:
-        return [self.counters(sid) for sid in sids]
+        return [self.kv.get(counters_key(sid)) for sid in sids]
 
     def drop_counters_many(self, sids: list[str]) -> None:
         for sid in sids:
             self.drop_counters(sid)
+
+    def pop_dirty(self, count: int) -> list[str]:
+        dirty = self.kv.get(DIRTY_KEY) or []
+        if not dirty:
+            return []
+        taken, rest = dirty[:count], dirty[count:]
+        if rest:
+            self.kv.set(DIRTY_KEY, rest, COUNTERS_TTL)
+        else:
+            self.kv.delete(DIRTY_KEY)
+        return taken
+
+    def mark_dirty(self, sids: list[str]) -> None:
+        if not sids:
+            return
+        dirty = self.kv.get(DIRTY_KEY) or []
+        known = set(dirty)
+        dirty.extend(sid for sid in dict.fromkeys(sids) if sid not in known)
+        self.kv.set(DIRTY_KEY, dirty, COUNTERS_TTL)
 
 
 _state: RedisState | CacheState | None = None

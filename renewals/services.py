@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -30,6 +30,7 @@ from tokens import validation
 from tokens.models import AccessToken
 from tokens.services import token_price
 from zenzefi.errors import Conflict, InvalidInput, NotFound
+from zenzefi.kv import get_kv
 from zenzefi.money import to_money
 
 
@@ -54,27 +55,55 @@ def _eligible(token: AccessToken, now: datetime) -> bool:
     )
 
 
-def tokens_renew_due(*, now: datetime | None = None) -> RenewalRun:
-    """The job: try each eligible token once. Safe to run twice or concurrently."""
+RENEW_CHUNK_SIZE = 500
+
+
+def _due(now: datetime):
+    return AccessToken.objects.filter(
+        auto_renew=True,
+        revoked_at__isnull=True,
+        expired_at__isnull=True,
+        activated_at__isnull=False,
+        expires_at__gt=now,
+        expires_at__lte=_window(now),
+        user__is_active=True,
+    )
+
+
+def tokens_renew_due(*, now: datetime | None = None, chunk_size: int = RENEW_CHUNK_SIZE) -> RenewalRun:
+    """The job: try each eligible token once. Safe to run twice or concurrently.
+
+    In chunks (keyset on expires_at, id), each in one transaction: the chunk's tokens are locked
+    with SKIP LOCKED (a concurrent run takes other ones), then their owners in id order; the
+    decisions are made under those locks and written in bulk (tokens, renewal rows, notices,
+    webhooks, cache entries), except the ledger: each renewal's money moves through the one
+    `balance_change` (its PURCHASE row and audit entry) and gets its `token.renew` audit entry."""
     now = now or timezone.now()
     run = RenewalRun()
-    ids = list(
-        AccessToken.objects.filter(
-            auto_renew=True,
-            revoked_at__isnull=True,
-            expired_at__isnull=True,
-            activated_at__isnull=False,
-            expires_at__gt=now,
-            expires_at__lte=_window(now),
-            user__is_active=True,
-        )
-        .order_by("expires_at", "pk")
-        .values_list("pk", flat=True)
-    )
-    for token_id in ids:
-        outcome = token_renew(token_id=token_id, now=now)
-        {"renewed": run.renewed, "insufficient": run.failed}.get(outcome, run.skipped).append(token_id)
-    return run
+    seen: set[int] = set()  # a period shorter than the window must not renew twice in one run
+    after = None
+    while True:
+        qs = _due(now)
+        if after is not None:
+            qs = qs.filter(Q(expires_at__gt=after[0]) | Q(expires_at=after[0], pk__gt=after[1]))
+        qs = qs.order_by("expires_at", "pk")
+        if connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        tokens: list[AccessToken] = []
+        try:
+            with transaction.atomic():
+                fetched = list(qs[:chunk_size])
+                tokens = [t for t in fetched if t.pk not in seen]
+                outcomes = _renew_locked(tokens, now)
+        except IntegrityError:  # a concurrent run recorded one of these periods first: one by one
+            outcomes = {t.pk: token_renew(token_id=t.pk, now=now) for t in tokens}
+        for token in tokens:
+            seen.add(token.pk)
+            outcome = outcomes.get(token.pk, "skipped")
+            {"renewed": run.renewed, "insufficient": run.failed}.get(outcome, run.skipped).append(token.pk)
+        if len(fetched) < chunk_size:
+            return run
+        after = (fetched[-1].expires_at, fetched[-1].pk)
 
 
 def token_renew(*, token_id: int, now: datetime | None = None) -> str:
@@ -82,112 +111,176 @@ def token_renew(*, token_id: int, now: datetime | None = None) -> str:
     now = now or timezone.now()
     try:
         with transaction.atomic():
-            return _renew(token_id=token_id, now=now)
+            token = AccessToken.objects.select_for_update(of=("self",)).filter(pk=token_id).first()
+            if token is None:
+                return "skipped"
+            return _renew_locked([token], now).get(token_id, "skipped")
     except IntegrityError:
         return "already"  # a concurrent run recorded this period first
 
 
-def _renew(*, token_id: int, now: datetime) -> str:
-    token = AccessToken.objects.select_for_update(of=("self",)).filter(pk=token_id).first()
-    if token is None or not _eligible(token, now):
-        return "skipped"
-    period_end = token.expires_at
-    if TokenRenewal.objects.filter(token=token, period_end=period_end).exists():
-        return "already"
-    user = User.objects.select_for_update(of=("self",)).get(pk=token.user_id)
-    try:
-        price = token_price(token.duration_hours)
-    except InvalidInput:
-        price = None
-    keep = to_money(user.auto_renew_min_balance or 0)
-    if price is None or user.balance - price < keep:
-        _notify_failed(token=token, user=user, price=price, keep=keep, period_end=period_end)
-        return "insufficient"
-
-    new_expires_at = period_end + timedelta(hours=token.duration_hours)
-    moved = AccessToken.objects.filter(pk=token.pk, expires_at=period_end, revoked_at__isnull=True).update(
-        expires_at=new_expires_at, cost=F("cost") + price
+def _renew_locked(tokens: list[AccessToken], now: datetime) -> dict[int, str]:
+    """Renew `tokens` (locked by the caller, in its transaction): {token id: outcome}."""
+    outcomes: dict[int, str] = {}
+    tokens = [t for t in tokens if _eligible(t, now)]
+    if not tokens:
+        return outcomes
+    renewed_periods = set(
+        TokenRenewal.objects.filter(token__in=[t.pk for t in tokens]).values_list("token_id", "period_end")
     )
-    if not moved:  # pragma: no cover - the row lock prevents it on PostgreSQL
-        return "skipped"
-    row = balance_change(
-        user=user,
-        amount=-price,
-        transaction_type=TransactionType.PURCHASE,
-        description=f"Auto-renewal of token {token.prefix}… ({token.duration_hours} h)",
-        reference=f"token:{token.pk}",
-        audit_details={"auto_renewal": True, "period_end": period_end.isoformat()},
-    )
-    TokenRenewal.objects.create(
-        token=token, period_end=period_end, new_expires_at=new_expires_at, price=price, transaction=row
-    )
-    audit_record(
-        action="token.renew",
-        actor=user,
-        resource_type="token",
-        resource_id=token.pk,
-        details={
-            "prefix": token.prefix,
-            "price": str(price),
-            "from": period_end.isoformat(),
-            "to": new_expires_at.isoformat(),
-            "transaction_id": row.pk,
-        },
-    )
-    digest = token.digest
-    transaction.on_commit(lambda: validation.forget(digest))
-    token.refresh_from_db()
-    _notify_renewed(token=token, user=user, price=price, balance=row.balance_after, period_end=period_end)
-    return "renewed"
+    users = {
+        u.pk: u
+        for u in User.objects.select_for_update(of=("self",))
+        .filter(pk__in=sorted({t.user_id for t in tokens}))
+        .order_by("pk")
+    }
+    prices: dict[int, Decimal | None] = {}
+    renew: list[tuple[AccessToken, User, Decimal]] = []
+    short: list[tuple[AccessToken, User, Decimal | None, Decimal]] = []
+    for token in tokens:
+        if (token.pk, token.expires_at) in renewed_periods:
+            outcomes[token.pk] = "already"
+            continue
+        user = users[token.user_id]
+        if token.duration_hours not in prices:
+            try:
+                prices[token.duration_hours] = token_price(token.duration_hours)
+            except InvalidInput:
+                prices[token.duration_hours] = None
+        price = prices[token.duration_hours]
+        keep = to_money(user.auto_renew_min_balance or 0)
+        if price is None or user.balance - price < keep:
+            short.append((token, user, price, keep))
+            outcomes[token.pk] = "insufficient"
+            continue
+        user.balance -= price  # what this chunk's next decision for the same owner sees
+        renew.append((token, user, price))
+        outcomes[token.pk] = "renewed"
+    if renew:
+        _write_renewals(renew)
+    if short:
+        _notify_failed_many(short)
+    return outcomes
 
 
-def _notify_renewed(*, token: AccessToken, user: User, price: Decimal, balance: Decimal, period_end) -> None:
+def _write_renewals(renew: list[tuple[AccessToken, User, Decimal]]) -> None:
+    renewals, done, digests = [], [], []
+    for token, user, price in renew:
+        period_end = token.expires_at
+        token.expires_at = period_end + timedelta(hours=token.duration_hours)
+        token.cost = token.cost + price
+        row = balance_change(
+            user=user,
+            amount=-price,
+            transaction_type=TransactionType.PURCHASE,
+            description=f"Auto-renewal of token {token.prefix}… ({token.duration_hours} h)",
+            reference=f"token:{token.pk}",
+            audit_details={"auto_renewal": True, "period_end": period_end.isoformat()},
+        )
+        renewals.append(
+            TokenRenewal(
+                token=token,
+                period_end=period_end,
+                new_expires_at=token.expires_at,
+                price=price,
+                transaction=row,
+            )
+        )
+        done.append((token, user, price, row.balance_after, period_end))
+        digests.append(token.digest)
+    # The rows are locked by the caller: their expiry and cost are what was read.
+    AccessToken.objects.bulk_update([t for t, *_ in renew], ["expires_at", "cost"])
+    TokenRenewal.objects.bulk_create(renewals)
+    for (token, user, price, _balance, period_end), renewal in zip(done, renewals, strict=True):
+        audit_record(
+            action="token.renew",
+            actor=user,
+            resource_type="token",
+            resource_id=token.pk,
+            details={
+                "prefix": token.prefix,
+                "price": str(price),
+                "from": period_end.isoformat(),
+                "to": token.expires_at.isoformat(),
+                "transaction_id": renewal.transaction.pk,
+            },
+        )
+    # The validation cache entries, in one kv call (the next validation reloads each token).
+    transaction.on_commit(lambda: get_kv().delete(*(validation.cache_key(d) for d in digests)))
+    _notify_renewed_many(done)
+
+
+def _notify_renewed_many(done) -> None:
     from notifications.models import NotificationKind
-    from notifications.services import notification_create
+    from notifications.services import notifications_create_many
     from tokens.events import token_event_data
 
-    notification_create(
-        user=user,
-        kind=NotificationKind.AUTO_RENEW_DONE,
-        context={
-            "token_id": token.pk,
-            "prefix": token.prefix,
-            "duration_hours": token.duration_hours,
-            "price": f"{price:.2f}",
-            "balance": f"{balance:.2f}",
-            "expires_at": token.expires_at.isoformat(),
-        },
-        dedupe_key=f"auto_renew_done:token:{token.pk}:{period_end.isoformat()}",
-        webhook_event="token.renewed",
-        webhook_data={
-            **token_event_data(token),
-            "price": f"{price:.2f}",
-            "previous_expires_at": period_end.isoformat(),
-        },
+    items = []
+    for token, user, price, balance, period_end in done:
+        items.append(
+            {
+                "user": user,
+                "kind": NotificationKind.AUTO_RENEW_DONE,
+                "context": {
+                    "token_id": token.pk,
+                    "prefix": token.prefix,
+                    "duration_hours": token.duration_hours,
+                    "price": f"{price:.2f}",
+                    "balance": f"{balance:.2f}",
+                    "expires_at": token.expires_at.isoformat(),
+                },
+                "dedupe_key": f"auto_renew_done:token:{token.pk}:{period_end.isoformat()}",
+                "webhook_event": "token.renewed",
+                "webhook_data": {
+                    **token_event_data(token),
+                    "price": f"{price:.2f}",
+                    "previous_expires_at": period_end.isoformat(),
+                },
+            }
+        )
+    notifications_create_many(items)
+
+
+def _notify_failed_many(short) -> None:
+    """One clear notice per token and period (and its audit entry); a period already told is left."""
+    from notifications.models import Notification, NotificationKind
+    from notifications.services import notifications_create_many
+
+    def key(token):
+        return f"auto_renew_failed:token:{token.pk}:{token.expires_at.isoformat()}"
+
+    told = set(
+        Notification.objects.filter(dedupe_key__in=[key(t) for t, *_ in short]).values_list(
+            "dedupe_key", flat=True
+        )
     )
-
-
-def _notify_failed(*, token: AccessToken, user: User, price, keep: Decimal, period_end) -> None:
-    from notifications.models import NotificationKind
-    from notifications.services import notification_create
-
-    reason = "price_unavailable" if price is None else "insufficient_balance"
-    created = notification_create(
-        user=user,
-        kind=NotificationKind.AUTO_RENEW_FAILED,
-        context={
-            "token_id": token.pk,
-            "prefix": token.prefix,
-            "duration_hours": token.duration_hours,
-            "price": f"{price:.2f}" if price is not None else "",
-            "balance": f"{user.balance:.2f}",
-            "min_balance": f"{keep:.2f}",
-            "reason": reason,
-            "expires_at": period_end.isoformat(),
-        },
-        dedupe_key=f"auto_renew_failed:token:{token.pk}:{period_end.isoformat()}",
-    )
-    if created is not None:
+    items, audits = [], []
+    for token, user, price, keep in short:
+        if key(token) in told:
+            continue
+        reason = "price_unavailable" if price is None else "insufficient_balance"
+        items.append(
+            {
+                "user": user,
+                "kind": NotificationKind.AUTO_RENEW_FAILED,
+                "context": {
+                    "token_id": token.pk,
+                    "prefix": token.prefix,
+                    "duration_hours": token.duration_hours,
+                    "price": f"{price:.2f}" if price is not None else "",
+                    "balance": f"{user.balance:.2f}",
+                    "min_balance": f"{keep:.2f}",
+                    "reason": reason,
+                    "expires_at": token.expires_at.isoformat(),
+                },
+                "dedupe_key": key(token),
+            }
+        )
+        audits.append((token, user, price, keep, reason))
+    created = {n.dedupe_key for n in notifications_create_many(items)}
+    for token, user, price, keep, reason in audits:
+        if key(token) not in created:
+            continue
         audit_record(
             action="token.renew_failed",
             actor=user,

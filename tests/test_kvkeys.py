@@ -22,6 +22,7 @@ def test_keys_are_spelled_as_deployed():
     assert kvkeys.proxy_device_key(d) == f"pxdev:{d}"
     assert kvkeys.proxy_inflight_key(d) == f"pxcc:{d}"
     assert kvkeys.proxy_counters_key("s1") == "pxs:s1"
+    assert kvkeys.PROXY_DIRTY_KEY == "pxdirty"
     assert kvkeys.proxy_claim_key(d) == f"pxclaim:{d}"
     assert kvkeys.proxy_conflict_key(d, "h1") == f"pxconf:{d}:h1"
     assert kvkeys.proxy_cookie_key("c1") == "pxck:c1"

@@ -6,10 +6,12 @@ same token (PostgreSQL)."""
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -211,13 +213,30 @@ def test_close_idle_sessions_query_count_is_flat(django_capture_on_commit_callba
     assert counts[10] == counts[200]
 
 
+def _counted(sessions, requests: int) -> None:
+    """Counters as the proxy writes them (`touch_many`: the increments and the session's mark in
+    the dirty set, one pipeline)."""
+    entries = [
+        {
+            "digest": f"digest-{s.pk}",
+            "record": {"sid": s.key, "dev": "dev"},
+            "ts": time.time(),
+            "n": requests,
+            "bi": 10,
+            "bo": 20,
+        }
+        for s in sessions
+    ]
+    async_to_sync(get_state().touch_many)(entries, 600)
+
+
 @pytest.mark.django_db
 def test_flush_counters_query_count_is_flat(django_capture_on_commit_callbacks):
     counts = {}
     for n in (10, 200):
         ProxySession.objects.all().delete()
         sessions = _sessions(n, idle=False)
-        _set_counters(sessions, 3)
+        _counted(sessions, 3)
         counts[n], updated = _count(
             proxy_services.sessions_flush_counters, django_capture_on_commit_callbacks
         )
@@ -225,6 +244,58 @@ def test_flush_counters_query_count_is_flat(django_capture_on_commit_callbacks):
         assert set(ProxySession.objects.values_list("request_count", flat=True)) == {3}
         assert proxy_services.sessions_flush_counters() == 0  # nothing changed: no write
     assert counts[10] == counts[200]
+
+
+@pytest.mark.django_db
+def test_flush_counters_writes_only_the_sessions_counted_since_the_last_flush():
+    """The proxy marks what it counts; a flush with nothing counted reads one empty set and no
+    session row, however many sessions are open (only the open-sessions gauge is queried)."""
+    sessions = _sessions(30, idle=False)
+    _counted(sessions, 2)
+    assert proxy_services.sessions_flush_counters(chunk_size=7) == 30
+    with CaptureQueriesContext(connection) as idle:
+        assert proxy_services.sessions_flush_counters() == 0
+    assert len(idle.captured_queries) == 1
+    assert idle.captured_queries[0]["sql"].upper().startswith("SELECT COUNT(")
+    # Two sessions counted again: only their rows are read and written.
+    _counted(sessions[:2], 5)
+    assert proxy_services.sessions_flush_counters() == 2
+    rows = dict(ProxySession.objects.values_list("pk", "request_count"))
+    assert [rows[s.pk] for s in sessions[:3]] == [7, 7, 2]
+    # A session ended meanwhile (its final counters written by the close) is left alone.
+    ended = sessions[2]
+    ProxySession.objects.filter(pk=ended.pk).update(ended_at=timezone.now())
+    _counted([ended], 100)
+    assert proxy_services.sessions_flush_counters() == 0
+    assert ProxySession.objects.get(pk=ended.pk).request_count == 2
+
+
+@pytest.mark.django_db
+def test_flush_counters_puts_the_marks_back_when_a_chunk_fails(monkeypatch):
+    sessions = _sessions(5, idle=False)
+    _counted(sessions, 4)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(proxy_services, "_write_sessions", broken)
+    with pytest.raises(RuntimeError):
+        proxy_services.sessions_flush_counters()
+    monkeypatch.undo()
+    assert proxy_services.sessions_flush_counters() == 5
+    assert set(ProxySession.objects.values_list("request_count", flat=True)) == {4}
+
+
+@pytest.mark.django_db
+def test_flush_never_lowers_a_counter_a_concurrent_run_wrote(requires_postgres):
+    """The kv holds absolute totals: a flush that read older totals than what is already in the
+    row (a slower concurrent run) leaves the row's larger values (PostgreSQL's UPDATE)."""
+    (session,) = _sessions(1, idle=False)
+    ProxySession.objects.filter(pk=session.pk).update(request_count=9, bytes_in=90)
+    session.request_count, session.bytes_in = 3, 30
+    proxy_services._write_sessions([session], ["request_count", "bytes_in"])
+    session.refresh_from_db()
+    assert (session.request_count, session.bytes_in) == (9, 90)
 
 
 @pytest.mark.django_db
@@ -420,3 +491,151 @@ def test_counters_many_reads_each_session_like_counters():
     assert state.counters_many(sids)[0]["n"] == 4
     assert state.counters_many(sids)[2:] == [None, None]
     assert state.counters_many([]) == []
+
+
+@pytest.mark.django_db
+def test_expiring_soon_marks_announced_tokens_and_a_rerun_reads_only_unmarked_ones(
+    django_capture_on_commit_callbacks, queued
+):
+    """The watermark: an announced token is marked for its current expiry, and the rerun decides
+    from the mark (a deleted notice is not sent again); a token announced before the mark existed
+    is marked without a second notice; a moved expiry (renewal) differs from the mark: announced
+    again for the new expiry."""
+    users = _owners(2)
+    tokens = _tokens(users, 6, activated_ago=timedelta(hours=12))
+    old = tokens[5]
+    now = timezone.now()
+    # Announced before the watermark existed: its notice is there, its mark is not.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.notify_expiring_tokens(now=now, chunk_size=4) == [t.pk for t in tokens]
+    marked = dict(AccessToken.objects.values_list("pk", "expiring_notified_for"))
+    assert all(marked[t.pk] == t.expires_at for t in tokens)
+    AccessToken.objects.filter(pk=old.pk).update(expiring_notified_for=None)
+    Notification.objects.filter(context__token_id=tokens[0].pk).delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.notify_expiring_tokens(now=now, chunk_size=4) == []
+    assert AccessToken.objects.get(pk=old.pk).expiring_notified_for == old.expires_at
+    assert Notification.objects.filter(context__token_id=old.pk).count() == 1
+    assert not Notification.objects.filter(context__token_id=tokens[0].pk).exists()
+    # The expiry moves (as a renewal moves it): announced again.
+    moved = tokens[1]
+    AccessToken.objects.filter(pk=moved.pk).update(expires_at=moved.expires_at + timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.notify_expiring_tokens(now=now, chunk_size=4) == [moved.pk]
+    assert Notification.objects.filter(context__token_id=moved.pk).count() == 2
+    assert len(queued["emails"]) == 7
+
+
+@pytest.mark.django_db
+def test_webhook_endpoint_changelist_reads_the_page_then_its_owners(client):
+    """The endpoints' owners come in a second query by primary key for the page's rows: joined,
+    PostgreSQL hashed every user before sorting and cutting the page. The query count does not
+    grow with the rows shown."""
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    counts = {}
+    for n in (3, 30):
+        WebhookEndpoint.objects.all().delete()
+        owners = _owners(n)
+        url = "/admin/webhooks/webhookendpoint/?is_active__exact=1"
+        client.get(url)
+        with CaptureQueriesContext(connection) as ctx:
+            page = client.get(url).content.decode()
+        assert all(owner.username in page for owner in owners)
+        counts[n] = len(ctx.captured_queries)
+        endpoint_rows = [
+            q["sql"] for q in ctx.captured_queries if 'FROM "webhooks_webhookendpoint"' in q["sql"]
+        ]
+        assert endpoint_rows and not any("accounts_user" in sql for sql in endpoint_rows)
+    assert counts[3] == counts[30]
+
+
+@pytest.mark.django_db
+def test_dashboard_reads_sessions_once_and_live_counters_per_chunk(client, monkeypatch):
+    """The admin dashboard groups the period's sessions once (its table's totals are the chart's
+    sum) and reads the open sessions' live counters with one kv call per chunk, not per session."""
+    from django.urls import reverse
+
+    from analytics import selectors
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    sessions = _sessions(30, idle=False)
+    _counted(sessions, 2)
+    state_class = type(get_state())
+    many = state_class.counters_many
+    calls = []
+
+    def counted_many(self, sids):
+        calls.append(len(sids))
+        return many(self, sids)
+
+    monkeypatch.setattr(state_class, "counters", lambda self, sid: pytest.fail("one kv read per session"))
+    monkeypatch.setattr(state_class, "counters_many", counted_many)
+    monkeypatch.setattr(selectors, "LIVE_CHUNK", 20)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(reverse("analytics-dashboard") + "?period=month")
+    assert response.status_code == 200
+    assert len([q for q in ctx.captured_queries if "proxy_proxysession" in q["sql"]]) == 2
+    assert calls == [20, 10]
+    stats = response.context["stats"]
+    assert (stats["total_proxy_requests"], stats["proxy_sessions"]) == (60, 30)
+    chart = next(c for c in response.context["charts"] if c["key"] == "proxy_requests")
+    assert chart["total"] == 60
+
+
+@pytest.mark.django_db
+def test_daily_buckets_of_sessions_have_expression_statistics(requires_postgres):
+    """PostgreSQL knows how many days the sessions' daily buckets span (CREATE STATISTICS on the
+    dashboard's exact expression): it hashes a month into ~30 groups instead of sorting it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_statisticsobjdef_expressions(oid)::text FROM pg_statistic_ext "
+            "WHERE stxname = 'session_started_day_stats'"
+        )
+        (expressions,) = cursor.fetchone()
+    assert "date_trunc('day'::text, (started_at AT TIME ZONE 'UTC'::text))" in expressions
+
+
+@pytest.mark.django_db
+def test_auto_renewal_queries_per_renewal_are_only_the_ledgers(django_capture_on_commit_callbacks, queued):
+    """Chunked renewal: locks, decisions, token and renewal rows, notices, webhooks and cache
+    entries per chunk; per renewal only the ledger's write (`balance_change`: lock, update,
+    transaction row, its audit entry) and the `token.renew` audit entry."""
+    from renewals.models import TokenRenewal
+    from renewals.services import tokens_renew_due
+
+    counts = {}
+    for n in (10, 20, 200):
+        TokenRenewal.objects.all().delete()
+        _clean()
+        users = _owners(5)
+        for user in users:
+            fund(user, "1000")
+        tokens = _tokens(users, n, activated_ago=timedelta(hours=23, minutes=30))
+        AccessToken.objects.filter(pk__in=[t.pk for t in tokens]).update(auto_renew=True)
+        with CaptureQueriesContext(connection) as ctx, django_capture_on_commit_callbacks(execute=True):
+            run = tokens_renew_due()
+        # Statements, without the savepoints of balance_change's nested atomic block (_shape
+        # drops them on SQLite).
+        savepoints = sum(q["sql"].startswith(("SAVEPOINT", "RELEASE")) for q in ctx.captured_queries)
+        counts[n] = _shape(ctx) - (savepoints if connection.vendor == "postgresql" else 0)
+        assert sorted(run.renewed) == sorted(t.pk for t in tokens)
+        assert TokenRenewal.objects.count() == n
+        assert Notification.objects.filter(kind=NotificationKind.AUTO_RENEW_DONE).count() == n
+        assert tokens_renew_due().renewed == []  # renewed: out of the window
+    per_renewal = (counts[200] - counts[20]) / 180
+    assert per_renewal == (counts[20] - counts[10]) / 10
+    assert per_renewal <= 5  # was ~19 one token at a time
+    assert counts[10] - 10 * per_renewal < 40  # the rest is per chunk
+
+
+@pytest.mark.django_db
+def test_token_digest_has_only_its_unique_index(requires_postgres):
+    """No `varchar_pattern_ops` twin on the digest (unused: every token write paid for it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'tokens_accesstoken'::regclass"
+        )
+        definitions = [row[0] for row in cursor.fetchall()]
+    on_digest = [d for d in definitions if "(digest" in d]
+    assert len(on_digest) == 1 and "UNIQUE" in on_digest[0]

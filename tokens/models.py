@@ -96,6 +96,12 @@ class AccessToken(models.Model):
         verbose_name=_("expired at"),
     )
     auto_renew = models.BooleanField(default=False, verbose_name=_("auto-renewal"))
+    # The expiring-soon job's watermark: the `expires_at` its notice was recorded for. A token
+    # whose expiry differs (never announced, or moved by a renewal) is due again; a rerun reads
+    # only those (partial index below) instead of probing every token in the window.
+    expiring_notified_for = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("expiry the expiring notice was for")
+    )
     bundle_purchase = models.CharField(
         max_length=64, blank=True, default="", editable=False, verbose_name=_("bundle purchase")
     )
@@ -114,6 +120,17 @@ class AccessToken(models.Model):
                 fields=["expires_at"],
                 condition=models.Q(expired_at__isnull=True, revoked_at__isnull=True),
                 name="token_running_expiry_idx",
+            ),
+            # The expiring-soon job: running tokens whose current expiry is not announced yet.
+            models.Index(
+                fields=["expires_at", "id"],
+                condition=models.Q(expired_at__isnull=True, revoked_at__isnull=True)
+                & (
+                    models.Q(expiring_notified_for__isnull=True)
+                    | models.Q(expiring_notified_for__lt=models.F("expires_at"))
+                    | models.Q(expiring_notified_for__gt=models.F("expires_at"))
+                ),
+                name="token_unannounced_expiry_idx",
             ),
             models.Index(fields=["prefix"], name="token_prefix_idx"),  # admin search
             # The admin's "not activated" list, newest first (bought, never used: often old).

@@ -20,7 +20,13 @@ class WebhookEndpointAdmin(IndexedSearchAdmin):
     search_fields = ("=user__username", "=user__email", "=url")
     search_user_fields = ("user",)
     search_exact_fields = ("url",)
-    list_select_related = ("user",)
+    # The owners of the page's 50 rows in a second query by primary key: joined (select_related),
+    # PostgreSQL hashed all 200 000 users before sorting and cutting the page (~170 ms).
+    list_select_related = ()  # not False: Django would then join every foreign key shown
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("user")
+
     fields = (
         "user",
         "url",

@@ -51,6 +51,11 @@ def proxy_counters_key(sid: str) -> str:
     return f"pxs:{sid}"
 
 
+# Sessions whose counters changed since the flush job last took them (a Redis set; the embedded
+# default keeps a set in one cache entry, not atomic across processes, like its counters).
+PROXY_DIRTY_KEY = "pxdirty"
+
+
 def proxy_claim_key(digest: str) -> str:
     """The short lock held while one request starts a token's session."""
     return f"pxclaim:{digest}"

@@ -236,6 +236,11 @@ def reset_for(job: str, c: dict) -> None:
         _exec("DELETE FROM notifications_notification")
         _exec("DELETE FROM webhooks_webhookattempt")
         _exec("DELETE FROM webhooks_webhookdelivery")
+        if job == "token expiring soon":  # the watermark of announced expiries
+            _exec(
+                "UPDATE tokens_accesstoken SET expiring_notified_for = NULL WHERE expiring_notified_for IS NOT NULL"
+            )
+            _exec("VACUUM ANALYZE tokens_accesstoken")
         # As in production, where the keys are new: no dead index entries of the same keys
         # (each insert would visit them in the unique check).
         _exec("VACUUM ANALYZE notifications_notification")
@@ -254,6 +259,7 @@ def reset_for(job: str, c: dict) -> None:
 
         state = get_state()
         from zenzefi.kv import RedisKV, get_kv
+        from zenzefi.kvkeys import proxy_counters_key
 
         kv = get_kv()
         keys = list(
@@ -265,9 +271,11 @@ def reset_for(job: str, c: dict) -> None:
         if isinstance(kv, RedisKV):
             pipe = kv.client.pipeline(transaction=False)
             for k in keys:
-                pipe.hset(kv.full_key(f"pxs:{k}"), mapping={"n": 5000, "bi": 1, "bo": 2, "ls": now})
+                pipe.hset(
+                    kv.full_key(proxy_counters_key(k)), mapping={"n": 5000, "bi": 1, "bo": 2, "ls": now}
+                )
             pipe.execute()
-        del state
+        state.mark_dirty(keys)  # as the proxy marks what it counts
     elif job == "audit retention":
         _exec(
             "INSERT INTO audit_auditlog (action, resource_type, resource_id, details, ip, user_agent, suspicious,"
