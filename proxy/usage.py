@@ -55,6 +55,9 @@ class Usage:
         task.add_done_callback(self._tasks.discard)
 
     async def flush(self) -> None:
+        if self._flush_handle is not None:  # written now: the scheduled flush is moot
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if not self.pending:
             return
         entries, self.pending = list(self.pending.values()), {}
