@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import Any, TypedDict
 
 from audit.models import AuditLog
@@ -69,6 +70,29 @@ def _actor_id(actor) -> int | None:
     return pk if isinstance(pk, int) and not isinstance(pk, bool) and pk > 0 else None
 
 
+def _entry(
+    *,
+    action: str,
+    actor: Any = None,
+    resource_type: str = "",
+    resource_id: Any = "",
+    details: dict[str, Any] | None = None,
+    ip: str | None = None,
+    user_agent: str | None = "",
+    suspicious: bool = False,
+) -> AuditLog:
+    return AuditLog(
+        actor_id=_actor_id(actor),
+        action=action,
+        resource_type=resource_type,
+        resource_id=str(resource_id or ""),
+        details=_with_request_id(_clean(details)),
+        ip=_ip(ip),
+        user_agent=str(user_agent or "")[:512],
+        suspicious=suspicious,
+    )
+
+
 def audit_record(
     *,
     action: str,
@@ -83,16 +107,25 @@ def audit_record(
     """Write one entry. `actor`: a user or a user id (None: the system); `ip` is kept only if it
     is a valid address (else None); `user_agent` is cut to the column's 512 characters. Views
     pass `**request_origin(request)`; the proxy and tasks pass what they have."""
-    return AuditLog.objects.create(
-        actor_id=_actor_id(actor),
+    entry = _entry(
         action=action,
+        actor=actor,
         resource_type=resource_type,
-        resource_id=str(resource_id or ""),
-        details=_with_request_id(_clean(details)),
-        ip=_ip(ip),
-        user_agent=str(user_agent or "")[:512],
+        resource_id=resource_id,
+        details=details,
+        ip=ip,
+        user_agent=user_agent,
         suspicious=suspicious,
     )
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_record_many(entries: Iterable[dict[str, Any]]) -> list[AuditLog]:
+    """Write many entries in one bulk insert: each item holds `audit_record`'s keyword arguments
+    and is normalised the same way (secret keys dropped, the request id, ip, user agent)."""
+    rows = [_entry(**entry) for entry in entries]
+    return AuditLog.objects.bulk_create(rows) if rows else []
 
 
 def audit_retention_purge(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
