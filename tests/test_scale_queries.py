@@ -480,6 +480,34 @@ def test_low_balance_rerun_with_everyone_told_is_one_chunk_query(django_capture_
 
 
 @pytest.mark.django_db
+def test_low_balance_walks_the_low_users_index_with_one_probe_each(
+    django_capture_on_commit_callbacks, queued
+):
+    """The chunk query walks the partial index of low users (`user_low_balance_idx`), not the
+    whole primary key, and probes each low user's last notice once (not twice, as
+    `IS NULL OR <=` over the annotation would)."""
+    users = [UserFactory() for _ in range(3)]
+    for user in users:
+        fund(user, "5")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert len(notifications.notify_low_balance()) == 3
+    with CaptureQueriesContext(connection) as rerun:
+        assert notifications.notify_low_balance() == []
+    (chunk,) = [q["sql"] for q in rerun.captured_queries if "accounts_user" in q["sql"]]
+    where = chunk[chunk.index(" WHERE ") :]
+    assert where.count("notifications_notification") == 1
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET enable_seqscan = off")  # the test tables are tiny: the plan's choice
+            cursor.execute("SET enable_bitmapscan = off")
+            cursor.execute("EXPLAIN " + chunk)
+            plan = "\n".join(r[0] for r in cursor.fetchall())
+            cursor.execute("RESET enable_seqscan")
+            cursor.execute("RESET enable_bitmapscan")
+        assert "user_low_balance_idx" in plan
+
+
+@pytest.mark.django_db
 def test_counters_many_reads_each_session_like_counters():
     """One reply for a chunk of sessions (Redis: a server-side loop), the same values as one
     read per session, None for a session without counters."""
