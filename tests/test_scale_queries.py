@@ -694,3 +694,32 @@ def test_token_digest_has_only_its_unique_index(requires_postgres):
         definitions = [row[0] for row in cursor.fetchall()]
     on_digest = [d for d in definitions if "(digest" in d]
     assert len(on_digest) == 1 and "UNIQUE" in on_digest[0]
+
+
+@pytest.mark.django_db
+def test_audit_retention_is_one_statement_per_batch():
+    """A batch is one `DELETE … WHERE id IN (SELECT … LIMIT n)`; nothing to delete is one
+    statement; recent entries stay."""
+    from audit.models import AuditLog
+    from audit.services import audit_record, audit_retention_purge
+
+    old = timezone.now() - timedelta(days=settings.AUDIT_RETENTION_DAYS + 1)
+    counts = {}
+    for n in (10, 200):
+        rows = [audit_record(action="test.old") for _ in range(n)]
+        AuditLog.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=old)
+        keep = audit_record(action="test.recent")
+        with CaptureQueriesContext(connection) as ctx:
+            assert audit_retention_purge() == n
+        counts[n] = len(ctx.captured_queries)
+        assert AuditLog.objects.filter(pk=keep.pk).exists()
+    assert counts[10] == counts[200] == 1
+    with CaptureQueriesContext(connection) as nothing:
+        assert audit_retention_purge() == 0
+    assert len(nothing.captured_queries) == 1
+    rows = [audit_record(action="test.old") for _ in range(7)]
+    AuditLog.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=old)
+    with CaptureQueriesContext(connection) as batches:
+        assert audit_retention_purge(batch_size=3) == 7
+    assert len(batches.captured_queries) == 3  # 3 + 3 + 1
+    assert not AuditLog.objects.filter(action="test.old").exists()
