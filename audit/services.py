@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import Any, TypedDict
 
 from audit.models import AuditLog
@@ -69,6 +70,29 @@ def _actor_id(actor) -> int | None:
     return pk if isinstance(pk, int) and not isinstance(pk, bool) and pk > 0 else None
 
 
+def _entry(
+    *,
+    action: str,
+    actor: Any = None,
+    resource_type: str = "",
+    resource_id: Any = "",
+    details: dict[str, Any] | None = None,
+    ip: str | None = None,
+    user_agent: str | None = "",
+    suspicious: bool = False,
+) -> AuditLog:
+    return AuditLog(
+        actor_id=_actor_id(actor),
+        action=action,
+        resource_type=resource_type,
+        resource_id=str(resource_id or ""),
+        details=_with_request_id(_clean(details)),
+        ip=_ip(ip),
+        user_agent=str(user_agent or "")[:512],
+        suspicious=suspicious,
+    )
+
+
 def audit_record(
     *,
     action: str,
@@ -83,33 +107,53 @@ def audit_record(
     """Write one entry. `actor`: a user or a user id (None: the system); `ip` is kept only if it
     is a valid address (else None); `user_agent` is cut to the column's 512 characters. Views
     pass `**request_origin(request)`; the proxy and tasks pass what they have."""
-    return AuditLog.objects.create(
-        actor_id=_actor_id(actor),
+    entry = _entry(
         action=action,
+        actor=actor,
         resource_type=resource_type,
-        resource_id=str(resource_id or ""),
-        details=_with_request_id(_clean(details)),
-        ip=_ip(ip),
-        user_agent=str(user_agent or "")[:512],
+        resource_id=resource_id,
+        details=details,
+        ip=ip,
+        user_agent=user_agent,
         suspicious=suspicious,
     )
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_record_many(entries: Iterable[dict[str, Any]]) -> list[AuditLog]:
+    """Write many entries in one bulk insert: each item holds `audit_record`'s keyword arguments
+    and is normalised the same way (secret keys dropped, the request id, ip, user agent)."""
+    rows = [_entry(**entry) for entry in entries]
+    return AuditLog.objects.bulk_create(rows) if rows else []
 
 
 def audit_retention_purge(*, older_than_days: int | None = None, batch_size: int = 5000) -> int:
     """Delete audit entries older than AUDIT_RETENTION_DAYS, in batches (short locks).
-    Idempotent: a second run finds nothing to delete. Returns how many were deleted."""
+    Idempotent: a second run finds nothing to delete. Returns how many were deleted.
+
+    One statement per batch, `DELETE … WHERE id IN (SELECT id … WHERE created_at < cutoff LIMIT
+    n)` (an index range of `created_at`; the ids never travel to Python), each committed on its
+    own; a run with nothing to delete is that one statement deleting nothing."""
     from datetime import timedelta
 
     from django.conf import settings
+    from django.db import connection
     from django.utils import timezone
 
     days = settings.AUDIT_RETENTION_DAYS if older_than_days is None else older_than_days
-    cutoff = timezone.now() - timedelta(days=days)
+    cutoff = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=days))
+    table = AuditLog._meta.db_table
+    # No ordering (the model's default would sort every old row): any batch of old rows will do.
+    sql = (
+        f"DELETE FROM {table} WHERE id IN "  # noqa: S608 - the table name is ours
+        f"(SELECT id FROM {table} WHERE created_at < %s LIMIT %s)"
+    )
     deleted = 0
     while True:
-        # No ordering (the model's default would sort every old row): any batch of old rows will do.
-        old = AuditLog.objects.filter(created_at__lt=cutoff).order_by()
-        ids = list(old.values_list("pk", flat=True)[:batch_size])
-        if not ids:
+        with connection.cursor() as cursor:  # autocommit: each batch is its own transaction
+            cursor.execute(sql, [cutoff, batch_size])
+            count = cursor.rowcount
+        deleted += count
+        if count < batch_size:
             return deleted
-        deleted += AuditLog.objects.filter(pk__in=ids).delete()[0]

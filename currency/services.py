@@ -6,20 +6,37 @@ top-up (the deposit and the referral rule in one transaction) is orchestrated ab
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import reduce
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Case, DecimalField, Q, Value, When
 
 from accounts.models import User
-from audit.services import audit_record, request_origin
+from audit.services import audit_record_many, request_origin
 from currency.models import REVENUE_TYPES, Transaction, TransactionType
 from zenzefi.errors import InsufficientFunds, InvalidInput
 from zenzefi.metrics import znc_balance_changes_total, znc_revenue_total
 from zenzefi.money import to_money
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class BalanceChange:
+    """One signed change for `balance_change_many` (the arguments of `balance_change`)."""
+
+    user: User
+    amount: Decimal
+    transaction_type: str
+    description: str = ""
+    reference: str = ""
+    actor: User | None = None
+    audit_details: dict | None = None
+
+
 def balance_change(
     *,
     user: User,
@@ -36,54 +53,140 @@ def balance_change(
     Locks the user row (PostgreSQL) and updates conditionally, so concurrent changes queue
     and a debit never overdraws: an insufficient balance raises `InsufficientFunds` (402)
     and writes nothing. Also writes the audit entry, in the same database transaction.
-    """
-    if transaction_type not in TransactionType.values:
-        raise InvalidInput(f"Unknown transaction type {transaction_type!r}.")
-    amount = to_money(amount)
-    if amount == 0:
-        raise InvalidInput("A balance change cannot be zero.", code="zero_amount")
+    One change of `balance_change_many` (the one implementation of the rules)."""
+    change = BalanceChange(
+        user=user,
+        amount=amount,
+        transaction_type=transaction_type,
+        description=description,
+        reference=reference,
+        actor=actor,
+        audit_details=audit_details,
+    )
+    return balance_change_many([change], request=request)[0]
 
-    current = User.objects.select_for_update(of=("self",)).values_list("balance", flat=True).get(pk=user.pk)
-    new_balance = current + amount
-    if new_balance < 0:
-        raise InsufficientFunds(
-            f"Insufficient balance: {current} ZNC available, {-amount} ZNC needed.",
-            extra={"balance": str(current), "required": str(-amount)},
-        )
-    updated = User.objects.filter(pk=user.pk, balance=current).update(balance=new_balance)
-    if updated != 1:  # pragma: no cover - only without row locks (never on PostgreSQL)
+
+@transaction.atomic
+def balance_change_many(changes: Sequence[BalanceChange], *, request=None) -> list[Transaction]:
+    """Apply `changes` in order, in one database transaction, with the rules of `balance_change`
+    and a number of queries that does not grow with the changes: the users' rows locked in id
+    order (one query), their balances updated (one), the `Transaction` rows (one bulk insert) and
+    their `balance.change` audit entries (one bulk insert). Two changes for one user run in order:
+    each row's `balance_after` is the running balance.
+
+    All or nothing: if any change would take a balance below zero, `InsufficientFunds` is raised
+    for the first such change and nothing of the batch is written (a caller that wants the others
+    decides insufficiency before, as the renewal job does). Returns the rows in the order given;
+    each change's `user.balance` is set to its balance after that change."""
+    changes = list(changes)
+    amounts = []
+    for change in changes:
+        if change.transaction_type not in TransactionType.values:
+            raise InvalidInput(f"Unknown transaction type {change.transaction_type!r}.")
+        amount = to_money(change.amount)
+        if amount == 0:
+            raise InvalidInput("A balance change cannot be zero.", code="zero_amount")
+        amounts.append(amount)
+    if not changes:
+        return []
+
+    user_ids = sorted({change.user.pk for change in changes})
+    locked = User.objects.select_for_update(of=("self",)).filter(pk__in=user_ids).order_by("pk")
+    before = dict(locked.values_list("pk", "balance"))
+    if len(before) != len(user_ids):
+        raise User.DoesNotExist("A balance change names a user that does not exist.")
+    running = dict(before)
+    balances_after = []
+    for change, amount in zip(changes, amounts, strict=True):
+        current = running[change.user.pk]
+        new_balance = current + amount
+        if new_balance < 0:
+            raise InsufficientFunds(
+                f"Insufficient balance: {current} ZNC available, {-amount} ZNC needed.",
+                extra={"balance": str(current), "required": str(-amount)},
+            )
+        running[change.user.pk] = new_balance
+        balances_after.append(new_balance)
+
+    moved = {pk: running[pk] for pk in user_ids if running[pk] != before[pk]}
+    # Conditional on the balance read under the lock (as before: never a lost update).
+    updated = _write_balances(moved, before)
+    if updated != len(moved):  # pragma: no cover - only without row locks (never on PostgreSQL)
         raise InsufficientFunds("The balance changed concurrently; try again.", code="balance_conflict")
 
-    row = Transaction.objects.create(
-        user_id=user.pk,
-        amount=amount,
-        balance_after=new_balance,
-        type=transaction_type,
-        description=description[:255],
-        reference=reference[:128],
+    rows = Transaction.objects.bulk_create(
+        [
+            Transaction(
+                user_id=change.user.pk,
+                amount=amount,
+                balance_after=new_balance,
+                type=change.transaction_type,
+                description=change.description[:255],
+                reference=change.reference[:128],
+            )
+            for change, amount, new_balance in zip(changes, amounts, balances_after, strict=True)
+        ]
     )
-    audit_record(
-        action="balance.change",
-        actor=actor or user,
-        resource_type="user",
-        resource_id=user.pk,
-        details={
-            "transaction_id": row.pk,
-            "type": transaction_type,
-            "amount": str(amount),
-            "balance_after": str(new_balance),
-            "reference": reference,
-            "description": description[:255],
-            **(audit_details or {}),
-        },
-        **request_origin(request),
+    origin = request_origin(request)
+    audit_record_many(
+        [
+            {
+                "action": "balance.change",
+                "actor": change.actor or change.user,
+                "resource_type": "user",
+                "resource_id": change.user.pk,
+                "details": {
+                    "transaction_id": row.pk,
+                    "type": change.transaction_type,
+                    "amount": str(amount),
+                    "balance_after": str(new_balance),
+                    "reference": change.reference,
+                    "description": change.description[:255],
+                    **(change.audit_details or {}),
+                },
+                **origin,
+            }
+            for change, amount, new_balance, row in zip(changes, amounts, balances_after, rows, strict=True)
+        ]
     )
-    user.balance = new_balance
-    operation = transaction_type.lower()
-    transaction.on_commit(lambda: znc_balance_changes_total.labels(operation=operation).inc())
-    if transaction_type in REVENUE_TYPES:  # the same rows as currency.selectors.sales
-        transaction.on_commit(lambda: znc_revenue_total.inc(float(-amount)))
-    return row
+    counted = [(change.transaction_type, amount) for change, amount in zip(changes, amounts, strict=True)]
+    for change, new_balance in zip(changes, balances_after, strict=True):
+        change.user.balance = new_balance
+    transaction.on_commit(lambda: _count_changes(counted))
+    return rows
+
+
+def _write_balances(moved: dict[int, Decimal], before: dict[int, Decimal]) -> int:
+    """Set each user's new balance where it still is the one read under the lock: one statement.
+    PostgreSQL, several users: `UPDATE … FROM (VALUES …)` (a CASE with a branch per user costs
+    quadratic work to build and to run); otherwise the ORM. Returns the rows updated."""
+    if not moved:
+        return 0
+    if len(moved) == 1:
+        ((pk, value),) = moved.items()
+        return User.objects.filter(pk=pk, balance=before[pk]).update(balance=value)
+    if connection.vendor == "postgresql":
+        values = ", ".join(["(%s::bigint, %s::numeric, %s::numeric)"] * len(moved))
+        params = [p for pk, value in moved.items() for p in (pk, before[pk], value)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {User._meta.db_table} AS u SET balance = v.new "  # noqa: S608 - our names
+                f"FROM (VALUES {values}) AS v(id, old, new) WHERE u.id = v.id AND u.balance = v.old",
+                params,
+            )
+            return cursor.rowcount
+    unchanged = reduce(operator.or_, (Q(pk=pk, balance=before[pk]) for pk in moved))
+    whens = [When(pk=pk, then=Value(v)) for pk, v in moved.items()]
+    value = Case(*whens, output_field=DecimalField(max_digits=12, decimal_places=2))
+    return User.objects.filter(unchanged).update(balance=value)
+
+
+def _count_changes(counted: list[tuple[str, Decimal]]) -> None:
+    """The ledger's metrics, per change as each is committed."""
+    for transaction_type, amount in counted:
+        znc_balance_changes_total.labels(operation=transaction_type.lower()).inc()
+        if transaction_type in REVENUE_TYPES:  # the same rows as currency.selectors.sales
+            znc_revenue_total.inc(float(-amount))
 
 
 # A staff adjustment moves at most this much either way (the admin form and the staff API

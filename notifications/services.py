@@ -22,7 +22,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils import timezone, translation
@@ -554,20 +555,24 @@ def notify_low_balance(*, now: datetime | None = None, chunk_size: int = JOB_CHU
     threshold = Decimal(settings.LOW_BALANCE_THRESHOLD)
     since = now - timedelta(hours=settings.LOW_BALANCE_NOTIFY_EVERY_HOURS)
     # Users told within the period are left out before any lock is taken, so a run with nothing
-    # to do locks nothing and is one query. The last notice is a scalar subquery (LIMIT 1): always
-    # a probe of the (user, kind, created_at) index per low user, never an anti-join whose plan
-    # turns quadratic when the statistics lag behind a run's inserts. The check under the lock
-    # below stays the authority.
+    # to do locks nothing and is one query; the low users are walked in id order through the
+    # partial index `user_low_balance_idx` (active users below 10), not the whole primary key.
+    # The last notice is a scalar subquery (LIMIT 1): always a probe of the (user, kind,
+    # created_at) index per low user, never an anti-join whose plan turns quadratic when the
+    # statistics lag behind a run's inserts. The check under the lock below stays the authority.
     last_told = (
         Notification.objects.filter(user=OuterRef("pk"), kind=NotificationKind.BALANCE_LOW)
         .order_by("-created_at")
         .values("created_at")[:1]
     )
+    # One probe per low user: `last_told IS NULL OR last_told <= since` would compile the
+    # subquery twice (two probes each); never told is the earliest time instead.
+    never = datetime(1, 1, 1, tzinfo=UTC)
     base = (
         User.objects.filter(is_active=True, balance__lt=threshold)
         .filter(Exists(Transaction.objects.filter(user=OuterRef("pk"))))
-        .annotate(last_told=Subquery(last_told))
-        .filter(Q(last_told__isnull=True) | Q(last_told__lte=since))
+        .annotate(last_told=Coalesce(Subquery(last_told), Value(never)))
+        .filter(last_told__lte=since)
         .only("pk", "email", "language", "balance", "notify_low_balance", "is_active", "username")
         .order_by("pk")
     )

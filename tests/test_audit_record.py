@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditLog
-from audit.services import audit_record, request_origin
+from audit.services import audit_record, audit_record_many, request_origin
 from tests.factories import UserFactory
 from tests.upstream import (  # noqa: F401
     creds,
@@ -100,3 +100,27 @@ def test_the_proxys_audit_rows_carry_the_real_actor_address_and_agent(proxy, tok
         assert entry.actor_id == row.user_id, action
         assert entry.ip == "127.0.0.1", action
         assert entry.user_agent == "ProxyClient/3", action
+
+
+def test_many_entries_are_one_insert_normalised_like_one(db, django_assert_num_queries):
+    """`audit_record_many`: the same normalisation as `audit_record` (actor, address, agent,
+    secret keys dropped, values as text), written in one statement."""
+    user = UserFactory()
+    entry = {
+        "action": "t.many",
+        "actor": user,
+        "resource_type": "token",
+        "resource_id": 7,
+        "details": {"price": 1, "token": "secret!", "when": timezone.now().date()},
+        "ip": " ::ffff:10.0.0.1 ",
+        "user_agent": "x" * 600,
+    }
+    with django_assert_num_queries(1):
+        rows = audit_record_many([entry, {**entry, "actor": user.pk, "ip": "not-an-ip", "resource_id": ""}])
+    single = AuditLog.objects.get(pk=audit_record(**entry).pk)
+    first, second = AuditLog.objects.filter(pk__in=[r.pk for r in rows]).order_by("id")
+    for field in ("actor_id", "action", "resource_type", "resource_id", "details", "ip", "user_agent"):
+        assert getattr(first, field) == getattr(single, field)
+    assert "token" not in first.details and first.details["when"] == str(timezone.now().date())
+    assert (second.actor_id, second.ip, second.resource_id) == (user.pk, None, "")
+    assert audit_record_many([]) == []

@@ -480,6 +480,34 @@ def test_low_balance_rerun_with_everyone_told_is_one_chunk_query(django_capture_
 
 
 @pytest.mark.django_db
+def test_low_balance_walks_the_low_users_index_with_one_probe_each(
+    django_capture_on_commit_callbacks, queued
+):
+    """The chunk query walks the partial index of low users (`user_low_balance_idx`), not the
+    whole primary key, and probes each low user's last notice once (not twice, as
+    `IS NULL OR <=` over the annotation would)."""
+    users = [UserFactory() for _ in range(3)]
+    for user in users:
+        fund(user, "5")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert len(notifications.notify_low_balance()) == 3
+    with CaptureQueriesContext(connection) as rerun:
+        assert notifications.notify_low_balance() == []
+    (chunk,) = [q["sql"] for q in rerun.captured_queries if "accounts_user" in q["sql"]]
+    where = chunk[chunk.index(" WHERE ") :]
+    assert where.count("notifications_notification") == 1
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET enable_seqscan = off")  # the test tables are tiny: the plan's choice
+            cursor.execute("SET enable_bitmapscan = off")
+            cursor.execute("EXPLAIN " + chunk)
+            plan = "\n".join(r[0] for r in cursor.fetchall())
+            cursor.execute("RESET enable_seqscan")
+            cursor.execute("RESET enable_bitmapscan")
+        assert "user_low_balance_idx" in plan
+
+
+@pytest.mark.django_db
 def test_counters_many_reads_each_session_like_counters():
     """One reply for a chunk of sessions (Redis: a server-side loop), the same values as one
     read per session, None for a session without counters."""
@@ -597,36 +625,63 @@ def test_daily_buckets_of_sessions_have_expression_statistics(requires_postgres)
 
 
 @pytest.mark.django_db
-def test_auto_renewal_queries_per_renewal_are_only_the_ledgers(django_capture_on_commit_callbacks, queued):
-    """Chunked renewal: locks, decisions, token and renewal rows, notices, webhooks and cache
-    entries per chunk; per renewal only the ledger's write (`balance_change`: lock, update,
-    transaction row, its audit entry) and the `token.renew` audit entry."""
+def test_auto_renewal_query_count_is_flat(django_capture_on_commit_callbacks, queued):
+    """Chunked renewal: locks, decisions, the ledger's rows and their audit entries
+    (`balance_change_many`), token and renewal rows, `token.renew` audit entries, notices,
+    webhooks and cache entries: a number of statements per chunk, none per renewal (was 5 per
+    renewal through `balance_change`, ~19 before the chunks)."""
+    from audit.models import AuditLog
     from renewals.models import TokenRenewal
     from renewals.services import tokens_renew_due
 
     counts = {}
-    for n in (10, 20, 200):
+    for n in (10, 200):
         TokenRenewal.objects.all().delete()
         _clean()
         users = _owners(5)
         for user in users:
-            fund(user, "1000")
+            fund(user, "10000")
         tokens = _tokens(users, n, activated_ago=timedelta(hours=23, minutes=30))
         AccessToken.objects.filter(pk__in=[t.pk for t in tokens]).update(auto_renew=True)
         with CaptureQueriesContext(connection) as ctx, django_capture_on_commit_callbacks(execute=True):
             run = tokens_renew_due()
-        # Statements, without the savepoints of balance_change's nested atomic block (_shape
-        # drops them on SQLite).
-        savepoints = sum(q["sql"].startswith(("SAVEPOINT", "RELEASE")) for q in ctx.captured_queries)
-        counts[n] = _shape(ctx) - (savepoints if connection.vendor == "postgresql" else 0)
+        counts[n] = _shape(ctx)
         assert sorted(run.renewed) == sorted(t.pk for t in tokens)
         assert TokenRenewal.objects.count() == n
         assert Notification.objects.filter(kind=NotificationKind.AUTO_RENEW_DONE).count() == n
+        renewed = AuditLog.objects.filter(action="token.renew", resource_id__in=[str(t.pk) for t in tokens])
+        assert renewed.count() == n
+        purchases = Transaction.objects.filter(reference__in=[f"token:{t.pk}" for t in tokens])
+        assert purchases.count() == n
+        for user in users:  # several renewals per owner in one chunk: running balances
+            user.refresh_from_db()
+            running = Decimal(0)
+            for amount, balance_after in (
+                Transaction.objects.filter(user=user).order_by("id").values_list("amount", "balance_after")
+            ):
+                running += amount
+                assert balance_after == running
+            assert user.balance == running
         assert tokens_renew_due().renewed == []  # renewed: out of the window
-    per_renewal = (counts[200] - counts[20]) / 180
-    assert per_renewal == (counts[20] - counts[10]) / 10
-    assert per_renewal <= 5  # was ~19 one token at a time
-    assert counts[10] - 10 * per_renewal < 40  # the rest is per chunk
+    assert counts[10] == counts[200]
+
+
+@pytest.mark.django_db
+def test_auto_renewal_takes_every_chunk_in_one_run(django_capture_on_commit_callbacks, queued):
+    """The keyset position is the chunk's last token as read, not as renewed (a renewal moves its
+    expiry out of the window: the next chunk must still start after the old one)."""
+    from renewals.models import TokenRenewal
+    from renewals.services import tokens_renew_due
+
+    users = _owners(3)
+    for user in users:
+        fund(user, "1000")
+    tokens = _tokens(users, 12, activated_ago=timedelta(hours=23, minutes=30))
+    AccessToken.objects.filter(pk__in=[t.pk for t in tokens]).update(auto_renew=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = tokens_renew_due(chunk_size=5)
+    assert sorted(run.renewed) == sorted(t.pk for t in tokens)
+    assert TokenRenewal.objects.count() == 12
 
 
 @pytest.mark.django_db
@@ -639,3 +694,32 @@ def test_token_digest_has_only_its_unique_index(requires_postgres):
         definitions = [row[0] for row in cursor.fetchall()]
     on_digest = [d for d in definitions if "(digest" in d]
     assert len(on_digest) == 1 and "UNIQUE" in on_digest[0]
+
+
+@pytest.mark.django_db
+def test_audit_retention_is_one_statement_per_batch():
+    """A batch is one `DELETE … WHERE id IN (SELECT … LIMIT n)`; nothing to delete is one
+    statement; recent entries stay."""
+    from audit.models import AuditLog
+    from audit.services import audit_record, audit_retention_purge
+
+    old = timezone.now() - timedelta(days=settings.AUDIT_RETENTION_DAYS + 1)
+    counts = {}
+    for n in (10, 200):
+        rows = [audit_record(action="test.old") for _ in range(n)]
+        AuditLog.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=old)
+        keep = audit_record(action="test.recent")
+        with CaptureQueriesContext(connection) as ctx:
+            assert audit_retention_purge() == n
+        counts[n] = len(ctx.captured_queries)
+        assert AuditLog.objects.filter(pk=keep.pk).exists()
+    assert counts[10] == counts[200] == 1
+    with CaptureQueriesContext(connection) as nothing:
+        assert audit_retention_purge() == 0
+    assert len(nothing.captured_queries) == 1
+    rows = [audit_record(action="test.old") for _ in range(7)]
+    AuditLog.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=old)
+    with CaptureQueriesContext(connection) as batches:
+        assert audit_retention_purge(batch_size=3) == 7
+    assert len(batches.captured_queries) == 3  # 3 + 3 + 1
+    assert not AuditLog.objects.filter(action="test.old").exists()
