@@ -107,6 +107,15 @@ class User(AbstractUser):
                 condition=models.Q(is_active=True, balance__lt=LOW_BALANCE_INDEX_THRESHOLD),
                 name="user_low_balance_idx",
             ),
+            # The admin user list's rare filter choices (staff, superusers, a paid tier), newest
+            # first: without them a choice with few or no users walked all of `date_joined`.
+            models.Index(
+                fields=["date_joined", "id"], condition=models.Q(is_staff=True), name="user_staff_idx"
+            ),
+            models.Index(
+                fields=["date_joined", "id"], condition=models.Q(is_superuser=True), name="user_superuser_idx"
+            ),
+            models.Index(fields=["tier", "date_joined", "id"], name="user_tier_joined_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(balance__gte=0), name="user_balance_non_negative"),

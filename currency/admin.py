@@ -29,6 +29,9 @@ class TransactionAdmin(IndexedSearchAdmin):
         "reference",
     )
     list_filter = ("type", "created_at")
+    # Sortable by indexed columns only (LARGE: any other column sorted the whole table for the
+    # capped count and again for the page, 0.2-9 s; docs/performance.md, admin sort and filter pass).
+    sortable_by = ("created_at", "reference")
     search_fields = ("=user__username", "=user__email", "=reference")
     search_user_fields = ("user",)
     search_exact_fields = ("reference",)

@@ -39,6 +39,10 @@ class ProxySessionAdmin(IndexedSearchAdmin):
         "bytes_out",
     )
     list_filter = (OpenFilter, "started_at", "ended_at")
+    # Sortable by indexed columns only (LARGE: any other column sorted the whole table for the
+    # capped count and again for the page, 0.2-9 s; docs/performance.md, admin sort and filter pass).
+    # Not the user: the capped count then fetched 2 000 sessions scattered over the heap (~170 ms).
+    sortable_by = ("id", "started_at")
     search_fields = ("=user__username", "=user__email", "=device_id")
     search_user_fields = ("user",)
     search_exact_fields = ("device_id",)

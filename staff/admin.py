@@ -41,6 +41,9 @@ class UserAdmin(DjangoUserAdmin):
         "date_joined",
     )
     list_filter = ("is_active", "is_staff", "is_superuser", "tier", "language")
+    # Sortable by indexed columns only (LARGE: any other column sorted the whole table for the
+    # capped count and again for the page, 0.2-9 s; docs/performance.md, admin sort and filter pass).
+    sortable_by = ("username", "email", "date_joined")
     # Searches exact username, email, referral code or id (see zenzefi.admin_search): indexed.
     search_fields = ("=username", "=email", "=referral_code")
     ordering = ("-date_joined",)

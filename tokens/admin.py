@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import F, OrderBy
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -56,6 +57,25 @@ class DurationFilter(admin.SimpleListFilter):
         return queryset
 
 
+class NullsLastOrderBy(OrderBy):
+    """An ordering that keeps NULLs last in both directions (the admin reverses an `OrderBy`
+    for the descending sort, which would otherwise flip NULLS LAST to NULLS FIRST)."""
+
+    def reverse_ordering(self):
+        self.descending = not self.descending
+        return self
+
+
+# The tokens changelist sorts only by indexed columns (LARGE: 500 000 tokens; sorting by any
+# other column read and sorted the whole table twice, for the capped count and for the page:
+# 0.6-5.9 s). Expiry: ascending by the plain `expires_at` index, descending by
+# `token_expiry_desc_idx` (expires_at DESC NULLS LAST, id DESC), the never-activated tokens'
+# NULLs last both ways. Not the prefix: its index is in random heap order, so the capped count
+# fetched 2 000 scattered rows (0.8-0.9 s with a cold cache), for a sort of no use.
+EXPIRES_AT_ORDERING = NullsLastOrderBy(F("expires_at"), nulls_last=True)
+TOKEN_SORTABLE_BY = ("user", "created_at", "expires_at_display")
+
+
 class AccessTokenAdmin(IndexedSearchAdmin):
     """Tokens are changed by services only: no add, no delete, no raw edits (except `auto_renew`).
     The digest is never shown; revoking goes through `token_revoke` (with or without refund)."""
@@ -69,11 +89,12 @@ class AccessTokenAdmin(IndexedSearchAdmin):
         "state_display",
         "created_at",
         "activated_at",
-        "expires_at",
+        "expires_at_display",
         "revoked_at",
         "refund_amount",
         "auto_renew",
     )
+    sortable_by = TOKEN_SORTABLE_BY
     list_filter = (TokenStateFilter, "scope", DurationFilter, "auto_renew")
     search_fields = ("=user__username", "=user__email", "=prefix")
     search_user_fields = ("user",)
@@ -102,6 +123,13 @@ class AccessTokenAdmin(IndexedSearchAdmin):
     @admin.display(description=gettext_lazy("prefix"), ordering="prefix")
     def prefix_display(self, obj):
         return f"{obj.prefix}…"
+
+    @admin.display(
+        description=AccessToken._meta.get_field("expires_at").verbose_name,
+        ordering=EXPIRES_AT_ORDERING,
+    )
+    def expires_at_display(self, obj):
+        return obj.expires_at
 
     @admin.display(description=gettext_lazy("state"))
     def state_display(self, obj):

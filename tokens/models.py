@@ -139,6 +139,28 @@ class AccessToken(models.Model):
                 condition=models.Q(activated_at__isnull=True, revoked_at__isnull=True),
                 name="token_not_activated_idx",
             ),
+            # The admin changelist (tokens/admin.py): every sort and filter choice reads an index.
+            # Its sort by expiry descending, NULLs last, reads `token_expiry_desc_idx`
+            # (expires_at DESC NULLS LAST, id DESC): PostgreSQL only (SQLite has no NULLS LAST
+            # in an index), so created by migration 0008 outside the model state.
+            # Filters "revoked", "expired" (activated, not revoked), auto-renewal on, by duration;
+            # each newest first, as the changelist lists them (and counts them, capped).
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(revoked_at__isnull=False),
+                name="token_revoked_idx",
+            ),
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(activated_at__isnull=False, revoked_at__isnull=True),
+                name="token_activated_live_idx",
+            ),
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(auto_renew=True),
+                name="token_auto_renew_idx",
+            ),
+            models.Index(fields=["duration_hours", "created_at", "id"], name="token_duration_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(cost__gte=0), name="token_cost_non_negative"),

@@ -77,6 +77,9 @@ class WebhookDeliveryAdmin(IndexedSearchAdmin):
     search_user_fields = ("endpoint__user",)
     search_exact_fields = ("event_id",)
     list_filter = ("status", "event", "created_at")
+    # Sortable by indexed columns only (a sort by any other column reads the whole table twice:
+    # the capped count and the page; docs/performance.md, admin sort and filter pass).
+    sortable_by = ("id", "event", "endpoint", "created_at")
     list_select_related = ("endpoint",)
     inlines = [WebhookAttemptInline]
     actions = ["replay"]
